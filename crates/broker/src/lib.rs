@@ -1,0 +1,209 @@
+//! The broker seam: what the controller needs from a queue, and nothing more.
+//!
+//! [`Broker`] is the one trait every backend implements: consume tasks with acknowledgement,
+//! publish with confirmation (now or after a delay), publish results, dead-letter. Capabilities
+//! only some callers need are opt-in traits: [`ResultSource`] (read the results queue, for `up`'s
+//! task store) and [`DeadLetterStore`] (list and replay dead letters, for the CLI).
+//!
+//! Backends:
+//! - [`amqp::AmqpBroker`] (feature `amqp`): RabbitMQ or any AMQP 0-9-1 broker, on `lapin`;
+//! - [`embedded::EmbeddedBroker`] (feature `embedded`): a durable queue in SQLite, for one machine;
+//! - [`memory::MemoryBroker`]: in-process, for tests of code that sits on top of a broker.
+//!
+//! **Architecture Invariant:** a backend confirms a publish only once the message is durable
+//! (broker confirm, SQLite commit); the controller acknowledges a task only after the publish of its
+//! outcome (result, retry or dead letter) is confirmed. Together they make delivery at-least-once.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+#[cfg(feature = "amqp")]
+pub mod amqp;
+#[cfg(feature = "embedded")]
+pub mod embedded;
+pub mod memory;
+
+/// A message on a queue: the body, untouched, and the properties Switchyard reads.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Message {
+    /// The task id (AMQP `message_id`). `None` when the producer set none: the controller then
+    /// generates one and logs it.
+    pub id: Option<String>,
+    /// The raw body; a dead letter keeps it byte for byte.
+    pub body: Bytes,
+    /// Where the producer wants the result (RPC); `None` sends it to the results queue.
+    pub reply_to: Option<String>,
+    pub correlation_id: Option<String>,
+    /// Switchyard's own headers (see `switchyard_wire::headers`), string-valued.
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Message {
+    pub fn new(body: impl Into<Bytes>) -> Self {
+        Message {
+            body: body.into(),
+            ..Message::default()
+        }
+    }
+
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+/// A consumed message and the right to settle it. Dropping a delivery without settling it leaves
+/// it unacknowledged: the backend hands it out again (AMQP on channel close, embedded when the
+/// lease ends), so a crash between consume and ack never loses it.
+pub struct Delivery {
+    pub message: Message,
+    /// The backend saw this message delivered before (AMQP `redelivered`, an expired lease).
+    pub redelivered: bool,
+    acker: Box<dyn Acknowledge>,
+}
+
+impl Delivery {
+    pub fn new(message: Message, redelivered: bool, acker: Box<dyn Acknowledge>) -> Self {
+        Delivery {
+            message,
+            redelivered,
+            acker,
+        }
+    }
+
+    /// Removes the message from its queue. Call only after its outcome is durably published.
+    pub async fn ack(self) -> Result<(), BrokerError> {
+        self.acker.ack().await
+    }
+
+    /// Hands the message back to the queue at once, for another consumer (used on shutdown).
+    pub async fn requeue(self) -> Result<(), BrokerError> {
+        self.acker.requeue().await
+    }
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("message", &self.message)
+            .field("redelivered", &self.redelivered)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settles one delivery; each backend implements it over its own handle.
+#[async_trait]
+pub trait Acknowledge: Send + Sync {
+    async fn ack(self: Box<Self>) -> Result<(), BrokerError>;
+    async fn requeue(self: Box<Self>) -> Result<(), BrokerError>;
+}
+
+/// A stream of deliveries. It ends, or yields an error, when the connection behind it is lost:
+/// the consumer then calls `consume_*` again (with backoff) to resume.
+pub type Deliveries = BoxStream<'static, Result<Delivery, BrokerError>>;
+
+/// A dead letter: the original message, untouched, and why it died.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub message: Message,
+    /// A short machine-readable reason, e.g. `rejected`, `no_runner`, `attempts_exhausted`.
+    pub reason: String,
+    pub attempts: u32,
+    /// The last error seen, for a human.
+    pub last_error: String,
+}
+
+/// What the controller needs from a queue.
+#[async_trait]
+pub trait Broker: Send + Sync + 'static {
+    /// Consumes the task queue with manual acknowledgement, at most `prefetch` unsettled at once.
+    async fn consume_tasks(&self, prefetch: u16) -> Result<Deliveries, BrokerError>;
+
+    /// Publishes a task, visible to consumers after `delay` (zero: at once). Returns once the
+    /// message is durable. Retries use the delay, so a waiting task holds no consumer slot.
+    async fn publish_task(&self, message: Message, delay: Duration) -> Result<(), BrokerError>;
+
+    /// Publishes a result to `reply_to` if set (RPC), else to the results queue. Returns once
+    /// the result is durable (or, for a transient reply queue, accepted by the broker).
+    async fn publish_result(&self, message: Message) -> Result<(), BrokerError>;
+
+    /// Publishes a dead letter to the dead-letter queue. Returns once it is durable.
+    async fn dead_letter(&self, letter: DeadLetter) -> Result<(), BrokerError>;
+}
+
+/// Opt-in: read the results queue (results of tasks that had no `reply_to`).
+#[async_trait]
+pub trait ResultSource: Send + Sync + 'static {
+    async fn consume_results(&self, prefetch: u16) -> Result<Deliveries, BrokerError>;
+}
+
+/// A dead letter as stored, with the handle used to replay it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDeadLetter {
+    /// Backend-specific handle for [`DeadLetterStore::requeue`].
+    pub key: String,
+    pub letter: DeadLetter,
+}
+
+/// Opt-in: see and replay dead letters.
+#[async_trait]
+pub trait DeadLetterStore: Send + Sync + 'static {
+    /// Up to `limit` dead letters, oldest first, without removing them.
+    async fn list_dead_letters(&self, limit: usize) -> Result<Vec<StoredDeadLetter>, BrokerError>;
+    /// Moves the given dead letters (all of them when `keys` is `None`) back to the task queue with
+    /// their attempts reset; returns how many were requeued.
+    async fn requeue_dead_letters(&self, keys: Option<&[String]>) -> Result<usize, BrokerError>;
+}
+
+/// A broker failure, saying whether trying again can help.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The connection or channel is gone; reconnecting and retrying will likely work.
+    #[error("broker connection lost: {0}")]
+    Disconnected(String),
+    /// The broker refused the publish (nack, queue limit): retry later.
+    #[error("broker did not confirm the publish: {0}")]
+    NotConfirmed(String),
+    /// Misconfiguration or a broken store: retrying the same thing will fail the same way.
+    #[error("broker error: {0}")]
+    Fatal(String),
+}
+
+impl BrokerError {
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, BrokerError::Fatal(_))
+    }
+}
+
+/// The queue names one topology uses, all derived from the task queue's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueNames {
+    pub tasks: String,
+    pub results: String,
+    pub dead: String,
+}
+
+impl QueueNames {
+    pub fn new(tasks: impl Into<String>) -> Self {
+        let tasks = tasks.into();
+        QueueNames {
+            results: format!("{tasks}.results"),
+            dead: format!("{tasks}.dead"),
+            tasks,
+        }
+    }
+}
+
+impl Default for QueueNames {
+    fn default() -> Self {
+        QueueNames::new("tasks")
+    }
+}

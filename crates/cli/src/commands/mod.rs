@@ -1,0 +1,9 @@
+//! One module per subcommand: its flags (`Args`) and its `run`.
+
+pub mod controller;
+pub mod dead_letters;
+pub mod discovery;
+pub mod runner;
+pub mod schemas;
+pub mod submit;
+pub mod up;

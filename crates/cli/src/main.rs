@@ -1,0 +1,70 @@
+//! The `switchyard` command: every component of the worker, and `up` to run them all in one
+//! process. This file only parses the command line; each subcommand lives in `commands/`.
+
+mod algorithm_flags;
+mod commands;
+mod config;
+mod shutdown;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "switchyard", version, about = "Plug & play analysis worker: queue in, algorithms, results out")]
+struct Cli {
+    /// Configuration file; its keys are the flags' long names (also `SWITCHYARD_*` variables).
+    #[arg(long, global = true, env = "SWITCHYARD_CONFIG", default_value = "switchyard.toml")]
+    config: std::path::PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole worker in one process: discovery, built-in runners, controller and task API.
+    Up(commands::up::Args),
+    /// Run the registry that runners announce themselves to.
+    Discovery(commands::discovery::Args),
+    /// Run a runner hosting built-in algorithms.
+    Runner(commands::runner::Args),
+    /// Run the controller: consume tasks, route them to runners, publish results.
+    Controller(commands::controller::Args),
+    /// Publish tasks (and wait for their results).
+    Submit(commands::submit::Args),
+    /// Print every algorithm's payload schema, from every registered runner.
+    Schemas(commands::schemas::Args),
+    /// List or replay dead-lettered tasks.
+    DeadLetters(commands::dead_letters::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let config_path = config::path_from_args(std::env::args_os());
+    config::load_into_env(&config_path, config::subcommand_from_args(std::env::args_os()).as_deref())?;
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            Command::Up(args) => commands::up::run(args).await,
+            Command::Discovery(args) => commands::discovery::run(args).await,
+            Command::Runner(args) => commands::runner::run(args).await,
+            Command::Controller(args) => commands::controller::run(args).await,
+            Command::Submit(args) => commands::submit::run(args).await,
+            Command::Schemas(args) => commands::schemas::run(args).await,
+            Command::DeadLetters(args) => commands::dead_letters::run(args).await,
+        }
+    });
+    // Blocking tasks (inference, fetches) must not keep a finished command alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    outcome
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SWITCHYARD_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,lapin=warn,tract=warn,ort=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .compact()
+        .init();
+}

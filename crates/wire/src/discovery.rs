@@ -1,0 +1,69 @@
+//! The registry's wire contract.
+//!
+//! Two forms live side by side:
+//! - the series' form, kept byte for byte so Python runners plug in unchanged:
+//!   `POST /algorithms` `{"algorithm", "host"}`, `GET /algorithms` -> `{"<algorithm>": "<host>"}`;
+//! - the richer form Switchyard runners use: `POST /runners` with a [`RunnerRegistration`],
+//!   `PUT /runners/{id}/heartbeat`, `DELETE /runners/{id}`, `GET /runners` -> `[`[`RunnerEntry`]`]`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The series' registration: one algorithm served at one host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegacyRegistration {
+    pub algorithm: String,
+    /// Base URL of the runner, e.g. `http://meme-classifier:5000`.
+    pub host: String,
+}
+
+/// A runner announcing itself: sent once at start, and again whenever discovery has forgotten it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunnerRegistration {
+    /// Stable for the life of the runner process; heartbeats and deregistration name it.
+    pub id: String,
+    /// Where the controller reaches the runner, e.g. `http://10.0.0.7:8080`.
+    pub base_url: String,
+    pub algorithms: Vec<AlgorithmInfo>,
+    /// How many calls the runner serves at once across its algorithms; the controller uses it
+    /// to weigh replicas.
+    pub capacity: u32,
+}
+
+/// One algorithm a runner hosts, with the JSON schema of its payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlgorithmInfo {
+    pub name: String,
+    pub schema: Value,
+}
+
+/// Discovery's answer to a registration: how often to heartbeat and when silence means death.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RegistrationAck {
+    pub ttl_ms: u64,
+    pub heartbeat_interval_ms: u64,
+}
+
+/// One replica in the detailed listing (`GET /runners`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunnerEntry {
+    /// The runner's id; for a legacy registration, `legacy:<host>`.
+    pub id: String,
+    pub base_url: String,
+    pub algorithms: Vec<AlgorithmInfo>,
+    pub capacity: u32,
+    /// Registered through the series' `POST /algorithms`: it never heartbeats, so it never expires.
+    pub legacy: bool,
+    /// Heartbeat seen within the heartbeat interval (always true for legacy entries).
+    pub healthy: bool,
+    /// Milliseconds since the last registration or heartbeat.
+    pub last_heartbeat_ms_ago: u64,
+}
+
+/// The series' listing: one host per algorithm.
+pub type LegacyListing = BTreeMap<String, String>;

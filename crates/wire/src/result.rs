@@ -1,0 +1,141 @@
+//! What a producer gets back for every task: a result or a clear error, never silence.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The outcome of one task, published to the task's `reply_to` or to the results queue.
+///
+/// On the wire: `{"id", "algorithm", "status": "ok"|"error", "result" | "error", "attempts",
+/// "runner", "duration_ms"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskResult {
+    /// The task's id: the AMQP `message_id`, or the one the controller generated and logged.
+    pub id: String,
+    pub algorithm: String,
+    #[serde(flatten)]
+    pub outcome: TaskOutcome,
+    /// How many times a runner was called (or, for a task no runner hosted, routing was tried).
+    pub attempts: u32,
+    /// Base URL of the runner that produced the outcome, when one was reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
+    /// Wall time from the first attempt to the outcome.
+    pub duration_ms: u64,
+}
+
+/// `"status": "ok"` with `"result"`, or `"status": "error"` with `"error"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum TaskOutcome {
+    Ok { result: Value },
+    Error { error: TaskError },
+}
+
+impl TaskResult {
+    pub fn is_ok(&self) -> bool {
+        matches!(self.outcome, TaskOutcome::Ok { .. })
+    }
+
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a TaskResult always serialises")
+    }
+}
+
+/// Why a task failed, for the producer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskError {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// The HTTP status the runner answered with, when the failure came from a runner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+}
+
+/// The classes of failure the controller tells apart; each decides whether a retry can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The queued body is not a task (not JSON, no algorithm). Permanent.
+    InvalidTask,
+    /// The runner refused the payload (a 4xx: schema violation, image not fetchable...). Permanent.
+    Rejected,
+    /// No runner hosts the algorithm, and none appeared within the routing deadline.
+    NoRunner,
+    /// The runner could not be reached, timed out, was full or failed (5xx): transient, retried
+    /// until the attempts ran out.
+    Unavailable,
+    /// The runner answered 2xx with a body that is not `{"result": ...}`.
+    BadResponse,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidTask => "invalid_task",
+            ErrorKind::Rejected => "rejected",
+            ErrorKind::NoRunner => "no_runner",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::BadResponse => "bad_response",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ok_result_has_the_documented_shape() {
+        let result = TaskResult {
+            id: "t1".into(),
+            algorithm: "echo".into(),
+            outcome: TaskOutcome::Ok {
+                result: json!({"length": 2}),
+            },
+            attempts: 1,
+            runner: Some("http://r:1".into()),
+            duration_ms: 5,
+        };
+        let value = serde_json::to_value(&result).unwrap();
+        assert_eq!(
+            value,
+            json!({"id": "t1", "algorithm": "echo", "status": "ok", "result": {"length": 2},
+                   "attempts": 1, "runner": "http://r:1", "duration_ms": 5})
+        );
+        assert_eq!(
+            serde_json::from_value::<TaskResult>(value).unwrap(),
+            result
+        );
+    }
+
+    #[test]
+    fn error_result_has_the_documented_shape() {
+        let result = TaskResult {
+            id: "t2".into(),
+            algorithm: "echo".into(),
+            outcome: TaskOutcome::Error {
+                error: TaskError {
+                    kind: ErrorKind::Rejected,
+                    message: "missing field `text`".into(),
+                    status: Some(400),
+                },
+            },
+            attempts: 1,
+            runner: None,
+            duration_ms: 1,
+        };
+        let value = serde_json::to_value(&result).unwrap();
+        assert_eq!(value["status"], "error");
+        assert_eq!(value["error"]["kind"], "rejected");
+        assert_eq!(value["error"]["status"], 400);
+        assert!(value.get("runner").is_none());
+        assert!(!result.is_ok());
+    }
+}
