@@ -2,6 +2,8 @@
 //! knows nothing of queues, controllers or discovery.
 
 mod echo;
+#[cfg(feature = "language-detection")]
+pub mod language_detection;
 
 pub use echo::echo_algorithm;
 
@@ -9,11 +11,17 @@ use switchyard_runner::Algorithm;
 
 /// Settings of the built-in algorithms, filled from the command line or `switchyard.toml`.
 #[derive(Debug, Clone, Default)]
-pub struct Options {}
+pub struct Options {
+    /// ISO 639-1 codes `language_detection` is limited to; empty: every language of this build.
+    pub detection_languages: Vec<String>,
+}
 
 /// Every built-in algorithm this build can host, by name.
 pub fn available() -> Vec<&'static str> {
-    vec!["echo"]
+    let mut names = vec!["echo"];
+    #[cfg(feature = "language-detection")]
+    names.push("language_detection");
+    names
 }
 
 /// A name no built-in algorithm answers to.
@@ -31,6 +39,10 @@ pub fn build(names: &[String], options: &Options) -> Result<Vec<Algorithm>, Unkn
         .iter()
         .map(|name| match name.as_str() {
             "echo" => Ok(echo_algorithm()),
+            #[cfg(feature = "language-detection")]
+            "language_detection" => Ok(language_detection::language_detection_algorithm(
+                &options.detection_languages,
+            )),
             _ => Err(UnknownAlgorithm { name: name.clone() }),
         })
         .collect()

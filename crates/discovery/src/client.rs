@@ -1,8 +1,10 @@
 //! A client of discovery, used by runners (register, heartbeat, deregister) and by the
 //! controller and CLI (list runners).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use serde_json::Value;
 use switchyard_wire::discovery::{RegistrationAck, RunnerEntry, RunnerRegistration};
 
 /// Talks to one discovery service. Cheap to clone: the HTTP connection pool is shared.
@@ -80,6 +82,36 @@ impl DiscoveryClient {
         response.json().await.map_err(|source| self.unreachable(source))
     }
 
+    /// Every algorithm's payload schema, as each listed runner serves it at `GET /schemas`
+    /// (Switchyard and legacy runners alike). A runner that does not answer is reported in
+    /// [`Schemas::unreachable`]; only discovery itself failing is an error.
+    pub async fn schemas(&self) -> Result<Schemas, ClientError> {
+        let base_urls: BTreeSet<String> = self.runners().await?.into_iter().map(|runner| runner.base_url).collect();
+        let mut fetches = tokio::task::JoinSet::new();
+        for base_url in base_urls {
+            // The token stays with discovery: anyone could have registered this URL.
+            let http = self.http.clone();
+            fetches.spawn(async move {
+                let fetched = fetch_schemas(&http, &base_url).await;
+                (base_url, fetched)
+            });
+        }
+        let mut schemas = Schemas::default();
+        while let Some(joined) = fetches.join_next().await {
+            let (base_url, fetched) = joined.unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
+            match fetched {
+                Ok(by_algorithm) => {
+                    for (algorithm, schema) in by_algorithm {
+                        schemas.by_algorithm.entry(algorithm).or_default().insert(base_url.clone(), schema);
+                    }
+                }
+                Err(reason) => schemas.unreachable.push(RunnerUnreachable { base_url, reason }),
+            }
+        }
+        schemas.unreachable.sort_by(|a, b| a.base_url.cmp(&b.base_url));
+        Ok(schemas)
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
@@ -113,4 +145,48 @@ async fn check(response: reqwest::Response, runner_id: &str) -> Result<reqwest::
             body: response.text().await.unwrap_or_default(),
         }),
     }
+}
+
+/// Every algorithm's schema from every runner that answered.
+#[derive(Debug, Default)]
+pub struct Schemas {
+    /// Algorithm name -> runner base URL -> that runner's schema for it. Replicas of one
+    /// algorithm normally agree; listing each shows when a rolling upgrade left them apart.
+    pub by_algorithm: BTreeMap<String, BTreeMap<String, Value>>,
+    /// Runners whose schemas could not be fetched, by base URL.
+    pub unreachable: Vec<RunnerUnreachable>,
+}
+
+/// A listed runner that did not serve its schemas.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("runner at {base_url} did not serve its schemas: {reason}")]
+pub struct RunnerUnreachable {
+    pub base_url: String,
+    pub reason: String,
+}
+
+/// A runner's `GET /schemas`: one schema per algorithm it hosts, keyed by name.
+async fn fetch_schemas(http: &reqwest::Client, base_url: &str) -> Result<BTreeMap<String, Value>, String> {
+    let url = format!("{}/schemas", base_url.trim_end_matches('/'));
+    let response = http.get(&url).send().await.map_err(|error| describe(&error))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("GET {url} answered {status}"));
+    }
+    response
+        .json()
+        .await
+        .map_err(|error| format!("GET {url} did not answer an object of schemas: {}", describe(&error)))
+}
+
+/// The error with its causes: reqwest's own message leaves out why a connection failed.
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -34,12 +34,12 @@ pub fn algorithm(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-fn expand(function: ItemFn, name: Option<LitStr>) -> syn::Result<proc_macro2::TokenStream> {
-    let fn_ident = &function.sig.ident;
+fn expand(mut function: ItemFn, name: Option<LitStr>) -> syn::Result<proc_macro2::TokenStream> {
+    let fn_ident = function.sig.ident.clone();
+    let vis = function.vis.clone();
     let name = name.map_or_else(|| fn_ident.to_string(), |lit| lit.value());
     let payload = format_ident!("{}Payload", pascal_case(&fn_ident.to_string()));
     let constructor = format_ident!("{}_algorithm", fn_ident);
-    let vis = &function.vis;
 
     let mut fields = Vec::new();
     let mut args = Vec::new();
@@ -63,7 +63,6 @@ fn expand(function: ItemFn, name: Option<LitStr>) -> syn::Result<proc_macro2::To
     } else {
         quote! { ::switchyard_runner::Algorithm::blocking(#name, |payload: #payload| #fn_ident(#(#args),*)) }
     };
-    let mut function = function;
     for input in function.sig.inputs.iter_mut() {
         if let FnArg::Typed(typed) = input {
             typed.attrs.clear();

@@ -8,6 +8,7 @@
 //! crate may depend on it.
 
 pub mod discovery;
+pub mod duration;
 pub mod headers;
 pub mod result;
 pub mod task;

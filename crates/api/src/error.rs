@@ -1,0 +1,72 @@
+//! The API's errors: each maps to a status and a `{"message"}` body. Internal detail is logged
+//! once, here, and never sent to the client.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use switchyard_wire::ErrorBody;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed: the message says which part.
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The body is over the limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The broker or discovery is unreachable: the client may retry.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or a broken store; the client sees a generic message.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match &self {
+            ApiError::BadRequest(message) => (StatusCode::BAD_REQUEST, message.clone()),
+            ApiError::NotFound(message) => (StatusCode::NOT_FOUND, message.clone()),
+            ApiError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, message.clone()),
+            ApiError::Unavailable(message) => {
+                tracing::warn!("answering 503: {message}");
+                (StatusCode::SERVICE_UNAVAILABLE, message.clone())
+            }
+            ApiError::Internal(detail) => {
+                tracing::error!("internal error: {detail}");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_string())
+            }
+        };
+        let mut response = (status, Json(ErrorBody { message, error: None })).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> Self {
+        ApiError::Internal(error.to_string())
+    }
+}
+
+impl From<switchyard_discovery::ClientError> for ApiError {
+    fn from(error: switchyard_discovery::ClientError) -> Self {
+        ApiError::Unavailable(format!("cannot list algorithms: {error}"))
+    }
+}
+
+impl From<switchyard_broker::BrokerError> for ApiError {
+    fn from(error: switchyard_broker::BrokerError) -> Self {
+        if error.is_transient() {
+            ApiError::Unavailable(format!("queue unavailable: {error}"))
+        } else {
+            ApiError::Internal(error.to_string())
+        }
+    }
+}

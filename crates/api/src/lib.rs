@@ -1,0 +1,250 @@
+//! The HTTP task API of `switchyard up`: producers submit tasks and read their outcome over HTTP
+//! instead of speaking AMQP, on whichever broker backend `up` runs.
+//!
+//! Flow: `POST /v1/tasks` checks the payload against the algorithm's schema, records the task in
+//! the [`store::TaskStore`], publishes it to the task queue and marks it published. The controller
+//! (elsewhere) runs it and publishes a result to the results queue; [`collector::collect_results`]
+//! records that result, which `GET /v1/tasks/{id}` (optionally long-polling) then shows.
+//!
+//! **Architecture Invariant:** a task is in the store before it is on the queue, and the store
+//! republishes at start what it accepted but never saw confirmed: an accepted `202` is never lost.
+
+pub mod catalog;
+pub mod collector;
+mod error;
+mod routes;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use switchyard_broker::{Broker, DeadLetterStore, Message};
+use switchyard_wire::{Task, new_task_id};
+use tokio::sync::broadcast;
+
+pub use catalog::Catalog;
+pub use error::ApiError;
+pub use routes::router;
+pub use store::{TaskRecord, TaskStatus, TaskStore};
+
+/// The longest a `GET /v1/tasks/{id}?wait=` may hold a connection.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// What a submit did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submitted {
+    New(String),
+    /// The idempotency key was seen before: the existing task.
+    Existing(String),
+}
+
+/// The API's state; clones share it.
+#[derive(Clone)]
+pub struct TaskApi {
+    broker: Arc<dyn Broker>,
+    dead_letter_store: Arc<dyn DeadLetterStore>,
+    store: TaskStore,
+    catalog: Catalog,
+    /// Ids of tasks whose result was just recorded, for long-polling clients.
+    finished: broadcast::Sender<String>,
+    metrics: Arc<metrics::ApiMetrics>,
+}
+
+mod metrics {
+    use prometheus::{IntCounterVec, Opts, Registry};
+
+    /// The API's own counters; a registry per instance so tests can run several.
+    pub struct ApiMetrics {
+        pub registry: Registry,
+        pub submitted: IntCounterVec,
+        pub refused: IntCounterVec,
+    }
+
+    impl ApiMetrics {
+        pub fn new() -> ApiMetrics {
+            let registry = Registry::new();
+            let submitted = IntCounterVec::new(
+                Opts::new("switchyard_api_tasks_submitted_total", "Tasks accepted by the API"),
+                &["algorithm"],
+            )
+            .expect("valid metric");
+            let refused = IntCounterVec::new(
+                Opts::new("switchyard_api_tasks_refused_total", "Submits refused by the API"),
+                &["reason"],
+            )
+            .expect("valid metric");
+            registry.register(Box::new(submitted.clone())).expect("registers once");
+            registry.register(Box::new(refused.clone())).expect("registers once");
+            ApiMetrics {
+                registry,
+                submitted,
+                refused,
+            }
+        }
+    }
+}
+
+/// A dead letter as `GET /v1/dead-letters` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetterView {
+    /// Pass to `POST /v1/dead-letters/requeue` to replay it.
+    pub key: String,
+    pub id: Option<String>,
+    pub reason: String,
+    pub attempts: u32,
+    pub last_error: String,
+    /// The original body: JSON when it parses, else the text as received.
+    pub body: Value,
+}
+
+impl TaskApi {
+    pub fn new(
+        broker: Arc<dyn Broker>,
+        dead_letter_store: Arc<dyn DeadLetterStore>,
+        store: TaskStore,
+        catalog: Catalog,
+    ) -> TaskApi {
+        TaskApi {
+            broker,
+            dead_letter_store,
+            store,
+            catalog,
+            finished: broadcast::channel(1024).0,
+            metrics: Arc::new(metrics::ApiMetrics::new()),
+        }
+    }
+
+    pub fn store(&self) -> &TaskStore {
+        &self.store
+    }
+
+    /// The sender the result collector announces finished ids on.
+    pub fn finished_sender(&self) -> broadcast::Sender<String> {
+        self.finished.clone()
+    }
+
+    /// Publishes what was accepted before a crash but never confirmed by the broker.
+    pub async fn republish_unconfirmed(&self) -> Result<usize, ApiError> {
+        let pending = self.store.unpublished().await?;
+        for task in &pending {
+            tracing::info!(task = %task.id, algorithm = %task.algorithm, "republishing a task accepted before a restart");
+            self.publish(&task.id, Task::new(task.algorithm.clone(), task.payload.clone()))
+                .await?;
+        }
+        Ok(pending.len())
+    }
+
+    pub async fn submit(
+        &self,
+        algorithm: String,
+        payload: Value,
+        idempotency_key: Option<String>,
+    ) -> Result<Submitted, ApiError> {
+        if let Err(refusal) = self.catalog.check(&algorithm, &payload).await? {
+            let reason = match refusal {
+                catalog::Refusal::UnknownAlgorithm { .. } => "unknown_algorithm",
+                catalog::Refusal::Invalid { .. } => "invalid_payload",
+            };
+            self.metrics.refused.with_label_values(&[reason]).inc();
+            return Err(ApiError::BadRequest(refusal.to_string()));
+        }
+        let id = new_task_id();
+        let inserted = self
+            .store
+            .insert(id.clone(), algorithm.clone(), payload.clone(), idempotency_key)
+            .await?;
+        if let store::Inserted::Existing(existing) = inserted {
+            tracing::info!(task = %existing, "idempotent resubmit: returning the existing task");
+            return Ok(Submitted::Existing(existing));
+        }
+        if let Err(error) = self.publish(&id, Task::new(algorithm.clone(), payload)).await {
+            self.store.remove(id).await?;
+            return Err(error);
+        }
+        self.metrics.submitted.with_label_values(&[&algorithm]).inc();
+        tracing::info!(task = %id, %algorithm, "task accepted");
+        Ok(Submitted::New(id))
+    }
+
+    async fn publish(&self, id: &str, task: Task) -> Result<(), ApiError> {
+        let message = Message::new(task.to_json_bytes()).with_id(id);
+        self.broker.publish_task(message, Duration::ZERO).await?;
+        self.store.mark_published(id.to_string()).await?;
+        Ok(())
+    }
+
+    /// The task's record; with `wait`, holds until it is final or the wait (capped) ends.
+    pub async fn task(&self, id: String, wait: Duration) -> Result<Option<TaskRecord>, ApiError> {
+        let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
+        // Subscribe before reading, so a result recorded in between is not missed.
+        let mut finished = self.finished.subscribe();
+        loop {
+            let record = self.store.get(id.clone()).await?;
+            let done = record.as_ref().is_none_or(|record| record.status.is_final());
+            if done || tokio::time::Instant::now() >= deadline {
+                return Ok(record);
+            }
+            loop {
+                match tokio::time::timeout_at(deadline, finished.recv()).await {
+                    Err(_elapsed) => break,
+                    Ok(Ok(finished_id)) if finished_id != id => continue,
+                    // Ours, or we lagged and may have missed it: read the store again.
+                    Ok(_) => break,
+                }
+            }
+        }
+    }
+
+    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetterView>, ApiError> {
+        let letters = self.dead_letter_store.list_dead_letters(limit).await?;
+        Ok(letters
+            .into_iter()
+            .map(|stored| DeadLetterView {
+                key: stored.key,
+                id: stored.letter.message.id.clone(),
+                reason: stored.letter.reason,
+                attempts: stored.letter.attempts,
+                last_error: stored.letter.last_error,
+                body: serde_json::from_slice(&stored.letter.message.body).unwrap_or_else(|_| {
+                    Value::String(String::from_utf8_lossy(&stored.letter.message.body).into_owned())
+                }),
+            })
+            .collect())
+    }
+
+    /// Replays dead letters; their tasks go back to `queued`.
+    pub async fn requeue(&self, keys: Option<Vec<String>>) -> Result<usize, ApiError> {
+        let letters = self.dead_letter_store.list_dead_letters(usize::MAX).await?;
+        let ids: Vec<String> = letters
+            .iter()
+            .filter(|stored| keys.as_ref().is_none_or(|keys| keys.contains(&stored.key)))
+            .filter_map(|stored| stored.letter.message.id.clone())
+            .collect();
+        let requeued = self
+            .dead_letter_store
+            .requeue_dead_letters(keys.as_deref())
+            .await?;
+        self.store.mark_requeued(ids).await?;
+        tracing::info!(requeued, "dead letters requeued");
+        Ok(requeued)
+    }
+
+    async fn metrics_text(&self) -> String {
+        use prometheus::Encoder;
+        let mut text = Vec::new();
+        let encoder = prometheus::TextEncoder::new();
+        let _ = encoder.encode(&self.metrics.registry.gather(), &mut text);
+        if let Ok(counts) = self.store.counts().await {
+            text.extend_from_slice(b"# HELP switchyard_api_tasks Tasks in the store by status\n# TYPE switchyard_api_tasks gauge\n");
+            for (status, count) in counts {
+                let status = serde_json::to_value(status).unwrap_or_default();
+                text.extend_from_slice(
+                    format!("switchyard_api_tasks{{status={status}}} {count}\n").as_bytes(),
+                );
+            }
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    }
+}

@@ -1,0 +1,184 @@
+//! The HTTP routes of the task API. Handlers parse and answer; the work is in `TaskApi`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchyard_wire::duration::parse_duration;
+
+use crate::error::ApiError;
+use crate::{Submitted, TaskApi};
+
+/// The OpenAPI document of these routes, written by hand: the routes are few and the payload
+/// schemas are per algorithm, served by `GET /v1/schemas`.
+const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Longest accepted `Idempotency-Key`, so keys cannot be used to bloat the store.
+const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+pub fn router(api: TaskApi, max_body_bytes: usize) -> Router {
+    let openapi: Value = serde_json::from_str(OPENAPI).expect("openapi.json is valid JSON");
+    let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", openapi);
+    Router::new()
+        .route("/v1/tasks", post(submit))
+        .route("/v1/tasks/{id}", get(task))
+        .route("/v1/algorithms", get(algorithms))
+        .route("/v1/schemas", get(schemas))
+        .route("/v1/dead-letters", get(dead_letters))
+        .route("/v1/dead-letters/requeue", post(requeue))
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(api)
+        .merge(docs)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitRequest {
+    algorithm: String,
+    #[serde(default = "empty_object")]
+    payload: Value,
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+/// Reads a JSON body, naming the offending field and answering 413 past the body limit.
+fn parse_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(rejection.body_text()),
+        _ => ApiError::BadRequest(rejection.body_text()),
+    })?;
+    let mut deserializer = serde_json::Deserializer::from_slice(&body);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if inner.is_syntax() || inner.is_eof() || path == "." {
+            ApiError::BadRequest(format!("body is not a valid request: {inner}"))
+        } else {
+            ApiError::BadRequest(format!("invalid field '{path}': {inner}"))
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|error| ApiError::BadRequest(format!("body is not a valid request: {error}")))?;
+    Ok(value)
+}
+
+async fn submit(
+    State(api): State<TaskApi>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request: SubmitRequest = parse_body(body)?;
+    let idempotency_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => {
+            let key = value
+                .to_str()
+                .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?;
+            if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+                return Err(ApiError::BadRequest(format!(
+                    "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters"
+                )));
+            }
+            Some(key.to_string())
+        }
+    };
+    let answer = match api.submit(request.algorithm, request.payload, idempotency_key).await? {
+        Submitted::New(id) => (StatusCode::ACCEPTED, Json(json!({"id": id}))),
+        Submitted::Existing(id) => (StatusCode::OK, Json(json!({"id": id}))),
+    };
+    Ok(answer.into_response())
+}
+
+#[derive(Deserialize)]
+struct WaitQuery {
+    wait: Option<String>,
+}
+
+async fn task(
+    State(api): State<TaskApi>,
+    Path(id): Path<String>,
+    query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
+        return Err(ApiError::BadRequest(format!(
+            "'{}' is not a task id (ids are up to 128 characters of letters, digits and -_.:)",
+            id.chars().take(64).collect::<String>()
+        )));
+    }
+    let wait = match query.wait.as_deref() {
+        None => Duration::ZERO,
+        Some(text) => parse_duration(text).map_err(|e| ApiError::BadRequest(format!("wait: {e}")))?,
+    };
+    let record = api
+        .task(id.clone(), wait)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no task with id '{id}'")))?;
+    Ok(Json(record).into_response())
+}
+
+async fn algorithms(State(api): State<TaskApi>) -> Result<Response, ApiError> {
+    Ok(Json(api.catalog.listing().await?).into_response())
+}
+
+async fn schemas(State(api): State<TaskApi>) -> Result<Response, ApiError> {
+    let schemas: BTreeMap<String, Value> = api
+        .catalog
+        .listing()
+        .await?
+        .into_iter()
+        .map(|algorithm| (algorithm.name, algorithm.schema))
+        .collect();
+    Ok(Json(schemas).into_response())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<usize>,
+}
+
+async fn dead_letters(
+    State(api): State<TaskApi>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(Json(api.dead_letters(limit).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequeueRequest {
+    /// Keys from `GET /v1/dead-letters`; absent means every dead letter.
+    keys: Option<Vec<String>>,
+}
+
+async fn requeue(
+    State(api): State<TaskApi>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request: RequeueRequest = parse_body(body)?;
+    let requeued = api.requeue(request.keys).await?;
+    Ok(Json(json!({"requeued": requeued})).into_response())
+}
+
+async fn metrics(State(api): State<TaskApi>) -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        api.metrics_text().await,
+    )
+        .into_response()
+}

@@ -1,0 +1,414 @@
+//! The task store: what the API knows about every task it accepted, in SQLite.
+//!
+//! A task is inserted before it is published (so an idempotent resubmit finds it) and marked
+//! published after the broker confirmed it; rows still unpublished at start are published again,
+//! which is what makes an accepted task survive a crash between the two steps. Results are
+//! upserted by id, so a result delivered twice (at-least-once) leaves one row.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde_json::Value;
+use switchyard_wire::{ErrorKind, TaskError, TaskOutcome, TaskResult};
+
+/// Where a task is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    /// Accepted and on the queue (or waiting for a retry).
+    Queued,
+    /// A consumer holds it (known for the embedded queue only).
+    Running,
+    /// Finished with a result.
+    Done,
+    /// Refused by its runner or not a valid task: the input's fault; replaying it as is fails again.
+    Failed,
+    /// Given up on: no runner, or every attempt failed transiently. Replay once the cause is fixed.
+    Dead,
+}
+
+impl TaskStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Queued => "queued",
+            TaskStatus::Running => "running",
+            TaskStatus::Done => "done",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Dead => "dead",
+        }
+    }
+
+    fn parse(text: &str) -> TaskStatus {
+        match text {
+            "running" => TaskStatus::Running,
+            "done" => TaskStatus::Done,
+            "failed" => TaskStatus::Failed,
+            "dead" => TaskStatus::Dead,
+            _ => TaskStatus::Queued,
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, TaskStatus::Done | TaskStatus::Failed | TaskStatus::Dead)
+    }
+
+    fn of_result(result: &TaskResult) -> TaskStatus {
+        match &result.outcome {
+            TaskOutcome::Ok { .. } => TaskStatus::Done,
+            TaskOutcome::Error { error } => match error.kind {
+                ErrorKind::NoRunner | ErrorKind::Unavailable => TaskStatus::Dead,
+                ErrorKind::InvalidTask | ErrorKind::Rejected | ErrorKind::BadResponse => {
+                    TaskStatus::Failed
+                }
+            },
+        }
+    }
+}
+
+/// A task as `GET /v1/tasks/{id}` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskRecord {
+    pub id: String,
+    pub algorithm: String,
+    pub status: TaskStatus,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<TaskError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    pub submitted_at_ms: u64,
+}
+
+/// A task accepted but not yet confirmed by the broker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unpublished {
+    pub id: String,
+    pub algorithm: String,
+    pub payload: Value,
+}
+
+/// The outcome of an insert.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted {
+    New,
+    /// The idempotency key was used before: this is that task's id.
+    Existing(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("task store: {0}")]
+pub struct StoreError(#[from] rusqlite::Error);
+
+/// The store; clones share one connection.
+#[derive(Clone)]
+pub struct TaskStore {
+    /// One connection behind a mutex: SQLite serialises writers anyway, and every call is short.
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl TaskStore {
+    pub fn open(path: &Path) -> Result<TaskStore, StoreError> {
+        let connection = Connection::open(path)?;
+        connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "FULL")?;
+        connection.execute_batch(
+            "CREATE TABLE IF NOT EXISTS tasks (
+                id TEXT PRIMARY KEY,
+                algorithm TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                idempotency_key TEXT UNIQUE,
+                published INTEGER NOT NULL DEFAULT 0,
+                status TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                result TEXT,
+                error TEXT,
+                runner TEXT,
+                duration_ms INTEGER,
+                submitted_at_ms INTEGER NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS tasks_unpublished ON tasks(published) WHERE published = 0;",
+        )?;
+        Ok(TaskStore {
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    /// Runs `work` with the connection on the blocking pool: SQLite calls block.
+    async fn with<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let connection = self.connection.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = connection.lock().unwrap_or_else(|poison| poison.into_inner());
+            work(&mut connection)
+        })
+        .await
+        .expect("store calls do not panic")
+        .map_err(StoreError)
+    }
+
+    /// Records a submitted task, unless its idempotency key names an existing one.
+    pub async fn insert(
+        &self,
+        id: String,
+        algorithm: String,
+        payload: Value,
+        idempotency_key: Option<String>,
+    ) -> Result<Inserted, StoreError> {
+        self.with(move |connection| {
+            let transaction = connection.transaction()?;
+            if let Some(key) = &idempotency_key {
+                let existing: Option<String> = transaction
+                    .query_row(
+                        "SELECT id FROM tasks WHERE idempotency_key = ?1",
+                        [key],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                if let Some(existing) = existing {
+                    return Ok(Inserted::Existing(existing));
+                }
+            }
+            transaction.execute(
+                "INSERT INTO tasks (id, algorithm, payload, idempotency_key, status, submitted_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5)",
+                params![id, algorithm, payload.to_string(), idempotency_key, now_ms()],
+            )?;
+            transaction.commit()?;
+            Ok(Inserted::New)
+        })
+        .await
+    }
+
+    /// The broker confirmed the task: it no longer needs publishing at start.
+    pub async fn mark_published(&self, id: String) -> Result<(), StoreError> {
+        self.with(move |connection| {
+            connection.execute("UPDATE tasks SET published = 1 WHERE id = ?1", [id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Forgets a task whose publish failed, so the client's retry is not answered with its id.
+    pub async fn remove(&self, id: String) -> Result<(), StoreError> {
+        self.with(move |connection| {
+            connection.execute("DELETE FROM tasks WHERE id = ?1 AND published = 0", [id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Tasks accepted before a crash whose publish was never confirmed.
+    pub async fn unpublished(&self) -> Result<Vec<Unpublished>, StoreError> {
+        self.with(|connection| {
+            let mut statement = connection
+                .prepare("SELECT id, algorithm, payload FROM tasks WHERE published = 0")?;
+            let rows = statement.query_map([], |row| {
+                let payload: String = row.get(2)?;
+                Ok(Unpublished {
+                    id: row.get(0)?,
+                    algorithm: row.get(1)?,
+                    payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Records a result; returns the task's new status. A result for a task this store never saw
+    /// (submitted straight to the queue) is recorded too.
+    pub async fn record_result(&self, result: TaskResult) -> Result<TaskStatus, StoreError> {
+        let status = TaskStatus::of_result(&result);
+        self.with(move |connection| {
+            let (value, error) = match &result.outcome {
+                TaskOutcome::Ok { result } => (Some(result.to_string()), None),
+                TaskOutcome::Error { error } => (
+                    None,
+                    Some(serde_json::to_string(error).expect("errors serialise")),
+                ),
+            };
+            connection.execute(
+                "INSERT INTO tasks (id, algorithm, payload, published, status, attempts, result,
+                                    error, runner, duration_ms, submitted_at_ms)
+                 VALUES (?1, ?2, 'null', 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT(id) DO UPDATE SET status = ?3, attempts = ?4, result = ?5, error = ?6,
+                                               runner = ?7, duration_ms = ?8, published = 1",
+                params![
+                    result.id,
+                    result.algorithm,
+                    status.as_str(),
+                    result.attempts,
+                    value,
+                    error,
+                    result.runner,
+                    result.duration_ms as i64,
+                    now_ms()
+                ],
+            )?;
+            Ok(status)
+        })
+        .await
+    }
+
+    /// Puts replayed tasks back to `queued`, clearing their last outcome.
+    pub async fn mark_requeued(&self, ids: Vec<String>) -> Result<(), StoreError> {
+        self.with(move |connection| {
+            let transaction = connection.transaction()?;
+            for id in ids {
+                transaction.execute(
+                    "UPDATE tasks SET status = 'queued', result = NULL, error = NULL WHERE id = ?1",
+                    [id],
+                )?;
+            }
+            transaction.commit()
+        })
+        .await
+    }
+
+    pub async fn get(&self, id: String) -> Result<Option<TaskRecord>, StoreError> {
+        self.with(move |connection| {
+            connection
+                .query_row(
+                    "SELECT id, algorithm, status, attempts, result, error, runner, duration_ms,
+                            submitted_at_ms FROM tasks WHERE id = ?1",
+                    [id],
+                    |row| {
+                        let status: String = row.get(2)?;
+                        let result: Option<String> = row.get(4)?;
+                        let error: Option<String> = row.get(5)?;
+                        Ok(TaskRecord {
+                            id: row.get(0)?,
+                            algorithm: row.get(1)?,
+                            status: TaskStatus::parse(&status),
+                            attempts: row.get(3)?,
+                            result: result.and_then(|text| serde_json::from_str(&text).ok()),
+                            error: error.and_then(|text| serde_json::from_str(&text).ok()),
+                            runner: row.get(6)?,
+                            duration_ms: row.get::<_, Option<i64>>(7)?.map(|ms| ms as u64),
+                            submitted_at_ms: row.get::<_, i64>(8)? as u64,
+                        })
+                    },
+                )
+                .optional()
+        })
+        .await
+    }
+
+    /// Task counts by status, for metrics and the demo.
+    pub async fn counts(&self) -> Result<Vec<(TaskStatus, u64)>, StoreError> {
+        self.with(|connection| {
+            let mut statement =
+                connection.prepare("SELECT status, COUNT(*) FROM tasks GROUP BY status")?;
+            let rows = statement.query_map([], |row| {
+                let status: String = row.get(0)?;
+                Ok((TaskStatus::parse(&status), row.get::<_, i64>(1)? as u64))
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+/// Unix milliseconds; SQLite integers are signed.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn store() -> (tempfile::TempDir, TaskStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TaskStore::open(&dir.path().join("tasks.db")).unwrap();
+        (dir, store)
+    }
+
+    fn ok_result(id: &str) -> TaskResult {
+        TaskResult {
+            id: id.into(),
+            algorithm: "echo".into(),
+            outcome: TaskOutcome::Ok {
+                result: json!({"length": 1}),
+            },
+            attempts: 1,
+            runner: Some("http://r".into()),
+            duration_ms: 3,
+        }
+    }
+
+    #[tokio::test]
+    async fn idempotency_key_returns_the_first_task() {
+        let (_dir, store) = store();
+        let key = Some("k1".to_string());
+        let first = store.insert("a".into(), "echo".into(), json!({}), key.clone()).await.unwrap();
+        let second = store.insert("b".into(), "echo".into(), json!({}), key).await.unwrap();
+        assert_eq!(first, Inserted::New);
+        assert_eq!(second, Inserted::Existing("a".into()));
+        assert!(store.get("b".into()).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn unpublished_tasks_are_found_until_marked() {
+        let (_dir, store) = store();
+        store.insert("a".into(), "echo".into(), json!({"text": "x"}), None).await.unwrap();
+        store.insert("b".into(), "echo".into(), json!({}), None).await.unwrap();
+        store.mark_published("b".into()).await.unwrap();
+        let pending = store.unpublished().await.unwrap();
+        assert_eq!(
+            pending,
+            vec![Unpublished {
+                id: "a".into(),
+                algorithm: "echo".into(),
+                payload: json!({"text": "x"})
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn results_are_recorded_once_per_id() {
+        let (_dir, store) = store();
+        store.insert("a".into(), "echo".into(), json!({}), None).await.unwrap();
+        assert_eq!(store.record_result(ok_result("a")).await.unwrap(), TaskStatus::Done);
+        store.record_result(ok_result("a")).await.unwrap();
+        let record = store.get("a".into()).await.unwrap().unwrap();
+        assert_eq!(record.status, TaskStatus::Done);
+        assert_eq!(record.result, Some(json!({"length": 1})));
+        assert_eq!(store.counts().await.unwrap(), vec![(TaskStatus::Done, 1)]);
+    }
+
+    #[tokio::test]
+    async fn error_kinds_decide_failed_or_dead() {
+        let (_dir, store) = store();
+        let mut result = ok_result("x");
+        for (kind, status) in [
+            (ErrorKind::Rejected, TaskStatus::Failed),
+            (ErrorKind::NoRunner, TaskStatus::Dead),
+            (ErrorKind::Unavailable, TaskStatus::Dead),
+        ] {
+            result.outcome = TaskOutcome::Error {
+                error: TaskError {
+                    kind,
+                    message: "m".into(),
+                    status: None,
+                },
+            };
+            assert_eq!(store.record_result(result.clone()).await.unwrap(), status);
+        }
+        store.mark_requeued(vec!["x".into()]).await.unwrap();
+        let record = store.get("x".into()).await.unwrap().unwrap();
+        assert_eq!((record.status, record.error), (TaskStatus::Queued, None));
+    }
+}

@@ -1,0 +1,174 @@
+//! One lazily (re)opened connection, and the retry loop every broker call runs in.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use lapin::uri::AMQPUri;
+use lapin::{Connection, ConnectionProperties};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::errors::broker_error;
+use super::topology::Topology;
+use crate::BrokerError;
+
+/// What a connection carries once open (channels, consumers); rebuilt with each connection.
+pub(crate) trait Session: Send + Sync + 'static + Sized {
+    fn open(
+        connection: Connection,
+        topology: &Topology,
+    ) -> impl Future<Output = Result<Self, BrokerError>> + Send;
+    /// False once the connection or any channel the session relies on is gone.
+    fn is_open(&self) -> bool;
+}
+
+/// A connection that reopens itself, with its topology declared, when a call needs it.
+pub(crate) struct Link<S> {
+    uri: AMQPUri,
+    /// Shown by `rabbitmqctl list_connections client_properties` and the management UI.
+    name: &'static str,
+    topology: Arc<Topology>,
+    reconnect_timeout: Duration,
+    current: Mutex<Option<Arc<S>>>,
+    /// Held while connecting, so concurrent callers wait for one reconnect instead of each
+    /// opening its own connection.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+/// First pause between connection attempts; doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+impl<S: Session> Link<S> {
+    pub(crate) fn new(
+        uri: AMQPUri,
+        name: &'static str,
+        topology: Arc<Topology>,
+        reconnect_timeout: Duration,
+    ) -> Self {
+        Link {
+            uri,
+            name,
+            topology,
+            reconnect_timeout,
+            current: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Runs `op` on an open session. When it fails with `Disconnected`, the session is dropped
+    /// and `op` runs again on a new connection, until `reconnect_timeout` has passed.
+    pub(crate) async fn run<T, F, Fut>(&self, mut op: F) -> Result<T, BrokerError>
+    where
+        F: FnMut(Arc<S>) -> Fut,
+        Fut: Future<Output = Result<T, BrokerError>>,
+    {
+        let deadline = Instant::now() + self.reconnect_timeout;
+        let mut backoff = Backoff::default();
+        loop {
+            let session = self.session(deadline, &mut backoff).await?;
+            match op(session.clone()).await {
+                Err(BrokerError::Disconnected(reason)) => {
+                    warn!(connection = self.name, %reason, "connection lost; retrying on a new one");
+                    self.forget(&session);
+                    if !backoff.pause_before(deadline).await {
+                        return Err(BrokerError::Disconnected(reason));
+                    }
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// Drops the current session: the next call reconnects and declares the topology again.
+    pub(crate) fn forget_current(&self) {
+        self.lock().take();
+    }
+
+    fn forget(&self, broken: &Arc<S>) {
+        let mut current = self.lock();
+        if current.as_ref().is_some_and(|s| Arc::ptr_eq(s, broken)) {
+            *current = None;
+        }
+    }
+
+    fn live(&self) -> Option<Arc<S>> {
+        self.lock().clone().filter(|session| session.is_open())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Arc<S>>> {
+        // The guarded value is a plain Option: a panic elsewhere cannot leave it half-written.
+        self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn session(
+        &self,
+        deadline: Instant,
+        backoff: &mut Backoff,
+    ) -> Result<Arc<S>, BrokerError> {
+        if let Some(session) = self.live() {
+            return Ok(session);
+        }
+        let _connecting = self.connecting.lock().await;
+        if let Some(session) = self.live() {
+            return Ok(session);
+        }
+        loop {
+            let attempt = tokio::time::timeout_at(deadline, self.open()).await;
+            let error = match attempt {
+                Ok(Ok(session)) => {
+                    let session = Arc::new(session);
+                    *self.lock() = Some(session.clone());
+                    info!(connection = self.name, "connected");
+                    return Ok(session);
+                }
+                Ok(Err(error)) if !error.is_transient() => return Err(error),
+                Ok(Err(error)) => error.to_string(),
+                Err(_elapsed) => "connection attempt timed out".to_owned(),
+            };
+            warn!(connection = self.name, %error, "cannot connect to RabbitMQ");
+            if !backoff.pause_before(deadline).await {
+                return Err(BrokerError::Disconnected(format!(
+                    "no connection to RabbitMQ within {:?}: {error}",
+                    self.reconnect_timeout
+                )));
+            }
+        }
+    }
+
+    async fn open(&self) -> Result<S, BrokerError> {
+        let properties = ConnectionProperties::default().with_connection_name(self.name.into());
+        let connection = Connection::connect_uri(self.uri.clone(), properties)
+            .await
+            .map_err(|error| broker_error("connect", error))?;
+        self.topology.declare(&connection).await?;
+        S::open(connection, &self.topology).await
+    }
+}
+
+/// Exponential backoff with jitter, so clients restarted together do not reconnect in lockstep.
+struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            next: FIRST_BACKOFF,
+        }
+    }
+}
+
+impl Backoff {
+    /// Sleeps for the next pause; false (without sleeping) when it would end past `deadline`.
+    async fn pause_before(&mut self, deadline: Instant) -> bool {
+        let pause = self.next.mul_f64(0.5 + fastrand::f64() / 2.0);
+        self.next = (self.next * 2).min(MAX_BACKOFF);
+        if Instant::now() + pause >= deadline {
+            return false;
+        }
+        tokio::time::sleep(pause).await;
+        true
+    }
+}

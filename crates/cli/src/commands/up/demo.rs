@@ -1,0 +1,202 @@
+//! `up --demo`: runs the samples that ship in the binary through the task API and the queue, and
+//! prints what each algorithm answered.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use base64::Engine;
+use serde_json::{Value, json};
+
+/// One demo task: an algorithm, a human name for its input, and the payload.
+struct Sample {
+    algorithm: &'static str,
+    input: &'static str,
+    payload: Value,
+}
+
+fn image(name: &'static str, bytes: &[u8]) -> (&'static str, Value) {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    (name, json!({ "image_base64": encoded }))
+}
+
+/// Every sample, whether or not this build hosts its algorithm.
+fn samples() -> Vec<Sample> {
+    let mut samples = Vec::new();
+    for (input, payload) in [
+        image("coffee.png", include_bytes!("../../../../../testdata/images/coffee.png")),
+        image("camera.png", include_bytes!("../../../../../testdata/images/camera.png")),
+        image("chelsea.png", include_bytes!("../../../../../testdata/images/chelsea.png")),
+        image("china.jpg", include_bytes!("../../../../../testdata/images/china.jpg")),
+        image("flower.jpg", include_bytes!("../../../../../testdata/images/flower.jpg")),
+    ] {
+        samples.push(Sample { algorithm: "image_classifier", input, payload });
+    }
+    let (input, payload) = image("ocr-sample.png", include_bytes!("../../../demo/ocr-sample.png"));
+    samples.push(Sample { algorithm: "ocr", input, payload });
+    for text in [
+        "Good morning",
+        "Der Zug fährt um acht Uhr ab.",
+        "Où est la gare, s'il vous plaît ?",
+        "¿Dónde está la biblioteca?",
+        "Obrigado pela ajuda!",
+        "Спасибо за помощь",
+        "今日はいい天気ですね",
+        "오늘 날씨가 좋네요",
+    ] {
+        samples.push(Sample {
+            algorithm: "language_detection",
+            input: text,
+            payload: json!({ "text": text }),
+        });
+    }
+    samples.push(Sample {
+        algorithm: "echo",
+        input: "hello, switchyard",
+        payload: json!({ "text": "hello, switchyard" }),
+    });
+    samples
+}
+
+/// One printed row.
+struct Row {
+    algorithm: &'static str,
+    input: &'static str,
+    status: String,
+    answer: String,
+    millis: u128,
+}
+
+/// Submits every sample whose algorithm is hosted, waits for all of them, prints the table.
+/// Returns whether every task finished `done`.
+pub async fn run(api_base: &str, hosted: &[String]) -> anyhow::Result<bool> {
+    let http = reqwest::Client::new();
+    let samples: Vec<Sample> = samples()
+        .into_iter()
+        .filter(|sample| hosted.iter().any(|name| name == sample.algorithm))
+        .collect();
+    anyhow::ensure!(!samples.is_empty(), "no demo sample for the hosted algorithms {hosted:?}");
+    eprintln!("demo: submitting {} tasks through the queue", samples.len());
+    let started = Instant::now();
+    let mut submitted = Vec::new();
+    for sample in &samples {
+        let response = http
+            .post(format!("{api_base}/v1/tasks"))
+            .json(&json!({ "algorithm": sample.algorithm, "payload": sample.payload }))
+            .send()
+            .await
+            .context("submitting a demo task")?;
+        let status = response.status();
+        let body: Value = response.json().await.context("reading the submit answer")?;
+        anyhow::ensure!(status.is_success(), "submit of {} refused ({status}): {body}", sample.input);
+        let id = body["id"].as_str().context("submit answer without id")?.to_string();
+        submitted.push((sample, id));
+    }
+    let mut rows = Vec::new();
+    for (sample, id) in submitted {
+        let record = wait_for(&http, api_base, &id, Duration::from_secs(300)).await?;
+        rows.push(Row {
+            algorithm: sample.algorithm,
+            input: sample.input,
+            status: record["status"].as_str().unwrap_or("?").to_string(),
+            answer: summarise(&record),
+            millis: record["duration_ms"].as_u64().map_or(0, u128::from),
+        });
+    }
+    print_table(&rows);
+    let all_done = rows.iter().all(|row| row.status == "done");
+    println!(
+        "\n{} tasks, {} done, in {:.1} s",
+        rows.len(),
+        rows.iter().filter(|row| row.status == "done").count(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(all_done)
+}
+
+async fn wait_for(http: &reqwest::Client, api_base: &str, id: &str, limit: Duration) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let record: Value = http
+            .get(format!("{api_base}/v1/tasks/{id}?wait=30s"))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let status = record["status"].as_str().unwrap_or_default();
+        if matches!(status, "done" | "failed" | "dead") {
+            return Ok(record);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "task {id} still {status} after {limit:?}");
+    }
+}
+
+/// A short human answer: the label, language or text when the result has one.
+fn summarise(record: &Value) -> String {
+    if let Some(error) = record.get("error") {
+        return format!("error: {}", error["message"].as_str().unwrap_or_default());
+    }
+    let result = &record["result"];
+    let answer = match (result.get("label"), result.get("language"), result.get("text")) {
+        (Some(label), _, _) => format!(
+            "{} ({:.3})",
+            label.as_str().unwrap_or_default(),
+            result["score"].as_f64().unwrap_or_default()
+        ),
+        (None, Some(language), _) => format!(
+            "{} ({:.2})",
+            language.as_str().unwrap_or("none"),
+            result["probability"].as_f64().unwrap_or_default()
+        ),
+        (None, None, Some(text)) => text.as_str().unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" "),
+        _ => result.to_string(),
+    };
+    truncate(&answer, 48)
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        format!("{}…", text.chars().take(max - 1).collect::<String>())
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    println!("{:<20} {:<34} {:<7} {:<48} {:>7}", "ALGORITHM", "INPUT", "STATUS", "ANSWER", "MS");
+    for row in rows {
+        println!(
+            "{:<20} {:<34} {:<7} {:<48} {:>7}",
+            row.algorithm,
+            truncate(row.input, 34),
+            row.status,
+            row.answer,
+            row.millis
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_pick_the_meaningful_field() {
+        let classified = json!({"status": "done", "result": {"label": "espresso", "score": 0.9571}});
+        assert_eq!(summarise(&classified), "espresso (0.957)");
+        let language = json!({"status": "done", "result": {"language": "en", "probability": 0.991}});
+        assert_eq!(summarise(&language), "en (0.99)");
+        let ocr = json!({"status": "done", "result": {"text": "Plug and\nplay", "lines": []}});
+        assert_eq!(summarise(&ocr), "Plug and play");
+        let failed = json!({"status": "failed", "error": {"kind": "rejected", "message": "bad"}});
+        assert_eq!(summarise(&failed), "error: bad");
+    }
+
+    #[test]
+    fn every_built_in_algorithm_has_a_sample() {
+        let samples = samples();
+        for algorithm in ["image_classifier", "ocr", "language_detection", "echo"] {
+            assert!(samples.iter().any(|sample| sample.algorithm == algorithm), "{algorithm}");
+        }
+    }
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the system packages the build and the tests need, and only those that are missing, so
+# running it again is cheap. Debian/Ubuntu (apt); uses sudo only when not already root.
+set -euo pipefail
+
+packages=(
+  # tesseract-sys compiles its bindings with bindgen, which needs libclang and pkg-config.
+  pkg-config libclang-dev
+  # The `ocr` algorithm: Tesseract, its image library and the English model.
+  libtesseract-dev libleptonica-dev tesseract-ocr-eng
+  # The OCR tests render their images with ImageMagick and the DejaVu fonts.
+  imagemagick fonts-dejavu-core
+  # The broker tests talk to a real RabbitMQ (scripts/ensure-rabbitmq.sh starts it).
+  rabbitmq-server
+)
+
+installed() {
+  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+}
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+for package in "${packages[@]}"; do
+  installed "$package" || missing+=("$package")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The `onnxruntime` feature loads ONNX Runtime from PyPI's wheel (scripts/ort-library.sh finds it).
+if ! python3 -c 'import onnxruntime' >/dev/null 2>&1; then
+  echo "installing the onnxruntime wheel" >&2
+  # A distribution's own Python refuses system-wide installs (PEP 668): fall back to the user site.
+  python3 -m pip install --quiet onnxruntime ||
+    python3 -m pip install --quiet --user --break-system-packages onnxruntime
+fi
