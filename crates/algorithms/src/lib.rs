@@ -1,9 +1,14 @@
 //! Switchyard's built-in algorithms. Each is an ordinary runner-library algorithm: this crate
 //! knows nothing of queues, controllers or discovery.
 
+#[cfg(feature = "classifier")]
+pub mod classifier;
 mod echo;
+pub mod image_input;
 #[cfg(feature = "language-detection")]
 pub mod language_detection;
+#[cfg(feature = "ocr")]
+pub mod ocr;
 
 pub use echo::echo_algorithm;
 
@@ -12,16 +17,29 @@ use switchyard_runner::Algorithm;
 /// Settings of the built-in algorithms, filled from the command line or `switchyard.toml`.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
+    /// How image algorithms fetch and decode their input.
+    pub image_input: image_input::ImageInputOptions,
+    #[cfg(feature = "classifier")]
+    pub classifier: classifier::ClassifierOptions,
     /// ISO 639-1 codes `language_detection` is limited to; empty: every language of this build.
     pub detection_languages: Vec<String>,
+    /// Tesseract language(s) `ocr` reads when a payload names none; default `eng`.
+    pub ocr_language: Option<String>,
+    /// Directory of Tesseract's `*.traineddata`; default: `TESSDATA_PREFIX`, then the usual places.
+    pub tessdata_dir: Option<std::path::PathBuf>,
 }
 
 /// Every built-in algorithm this build can host, by name.
 pub fn available() -> Vec<&'static str> {
-    let mut names = vec!["echo"];
-    #[cfg(feature = "language-detection")]
-    names.push("language_detection");
-    names
+    [
+        Some("echo"),
+        cfg!(feature = "classifier").then_some("image_classifier"),
+        cfg!(feature = "language-detection").then_some("language_detection"),
+        cfg!(feature = "ocr").then_some("ocr"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// A name no built-in algorithm answers to.
@@ -39,10 +57,17 @@ pub fn build(names: &[String], options: &Options) -> Result<Vec<Algorithm>, Unkn
         .iter()
         .map(|name| match name.as_str() {
             "echo" => Ok(echo_algorithm()),
+            #[cfg(feature = "classifier")]
+            "image_classifier" => Ok(classifier::image_classifier_algorithm(
+                &options.classifier,
+                &options.image_input,
+            )),
             #[cfg(feature = "language-detection")]
             "language_detection" => Ok(language_detection::language_detection_algorithm(
                 &options.detection_languages,
             )),
+            #[cfg(feature = "ocr")]
+            "ocr" => Ok(ocr::ocr_algorithm(options)),
             _ => Err(UnknownAlgorithm { name: name.clone() }),
         })
         .collect()

@@ -1,8 +1,8 @@
 //! RabbitMQ (AMQP 0-9-1) backend on `lapin`.
 //!
 //! # Topology
-//! Declared idempotently every time a connection opens (so a broker restarted with an empty
-//! store, or a queue deleted by hand, comes back on the next reconnect):
+//! Declared idempotently every time a connection opens and before each `consume_*` (so a broker
+//! restarted with an empty store, or a queue deleted by hand, comes back):
 //! - `<tasks>`: durable task queue; rejects and expiries from other consumers go to the
 //!   dead-letter exchange rather than vanishing;
 //! - `<tasks>.results`: durable, results of tasks that had no `reply_to`;
@@ -22,8 +22,8 @@
 //! retry behind a 60 s one. Tiers bound that: a delay goes to the smallest tier `T` that is not
 //! shorter than it, where every message expires within `T` of being published, so the head
 //! clears by then too. A delayed task therefore becomes visible no earlier than its delay and no
-//! later than its tier: with the default power-of-two tiers (512 ms .. 131 s), less than twice
-//! the delay, and under light load (no longer message ahead) at its delay. Jitter survives;
+//! later than its tier: with the default power-of-two tiers (512 ms .. 131 s), under twice the
+//! delay from 256 ms up, and at its delay when no longer one waits ahead of it. Jitter survives;
 //! per-queue TTLs would have rounded every delay up to its tier. Delays longer than the largest
 //! tier are shortened to it (and logged).
 //!
@@ -105,7 +105,9 @@ impl AmqpConfig {
             url: url.into(),
             queues,
             queue_type: QueueType::Classic,
-            delay_tiers: (9..=17).map(|bits| Duration::from_millis(1 << bits)).collect(),
+            delay_tiers: (9..=17)
+                .map(|bits| Duration::from_millis(1 << bits))
+                .collect(),
             reconnect_timeout: Duration::from_secs(30),
         }
     }
@@ -190,11 +192,6 @@ impl AmqpBroker {
         Ok(broker)
     }
 
-    /// The queue names this broker uses.
-    pub fn queues(&self) -> &QueueNames {
-        &self.topology.queues
-    }
-
     /// Declares an exclusive, auto-delete, server-named queue and consumes it: the `reply_to`
     /// of a producer that waits for its results. The queue disappears with the consuming
     /// connection, so its stream ending means results sent afterwards are lost.
@@ -218,30 +215,32 @@ impl AmqpBroker {
                     let channel = session.channel(route)?;
                     match publish::publish(channel, route, &message.body, properties).await? {
                         Published::Confirmed => Ok(()),
-                        Published::Returned(reason) => Err(BrokerError::NotConfirmed(format!(
-                            "{route} did not take the message ({reason}); \
-                             it is declared again on the next connection"
-                        ))),
+                        Published::Returned(reason) => {
+                            // Reconnecting declares the topology, and so the queue, again.
+                            self.publishers.forget_current();
+                            Err(BrokerError::NotConfirmed(format!(
+                                "{route} did not take the message ({reason}); \
+                                 it is declared again on the next connection"
+                            )))
+                        }
                     }
                 }
             })
             .await
-            .inspect_err(|error| {
-                if matches!(error, BrokerError::NotConfirmed(_)) {
-                    // The route is gone: reconnecting re-declares the topology.
-                    self.publishers.forget_current();
-                }
-            })
+    }
+
+    async fn consume(&self, queue: &str, prefetch: u16) -> Result<Deliveries, BrokerError> {
+        let topology = &self.topology;
+        self.consumers
+            .run(|session| async move { session.consume(topology, queue, prefetch).await })
+            .await
     }
 }
 
 #[async_trait]
 impl Broker for AmqpBroker {
     async fn consume_tasks(&self, prefetch: u16) -> Result<Deliveries, BrokerError> {
-        let queue = &self.topology.queues.tasks;
-        self.consumers
-            .run(|session| async move { session.consume(queue, prefetch).await })
-            .await
+        self.consume(&self.topology.queues.tasks, prefetch).await
     }
 
     async fn publish_task(&self, message: Message, delay: Duration) -> Result<(), BrokerError> {
@@ -272,18 +271,22 @@ impl Broker for AmqpBroker {
     }
 
     async fn publish_result(&self, message: Message) -> Result<(), BrokerError> {
-        let properties = convert::properties_of(&message)?;
         let task_id = message.id.as_deref().unwrap_or_default();
         let Some(reply_to) = message.reply_to.as_deref() else {
             let route = Route::queue(&self.topology.queues.results);
+            let properties = convert::properties_of(&message)?;
             self.publish_durably(&route, &message, properties).await?;
             debug!(task_id, %route, "result published");
             return Ok(());
         };
         let Some(route) = Route::reply(reply_to) else {
-            warn!(task_id, "reply_to is longer than any queue name can be; result dropped");
+            warn!(
+                task_id,
+                "reply_to is longer than any queue name can be; result dropped"
+            );
             return Ok(());
         };
+        let properties = convert::properties_of(&message)?;
         let published = self
             .publishers
             .run(|session| {
@@ -324,10 +327,7 @@ impl Broker for AmqpBroker {
 #[async_trait]
 impl ResultSource for AmqpBroker {
     async fn consume_results(&self, prefetch: u16) -> Result<Deliveries, BrokerError> {
-        let queue = &self.topology.queues.results;
-        self.consumers
-            .run(|session| async move { session.consume(queue, prefetch).await })
-            .await
+        self.consume(&self.topology.queues.results, prefetch).await
     }
 }
 

@@ -1,0 +1,656 @@
+//! An in-process broker with the semantics of the real ones, for tests of code that sits on top of
+//! a [`Broker`].
+//!
+//! What it keeps from a real broker: a delivery dropped without being settled goes back to the
+//! front of its queue marked `redelivered`; at most `prefetch` deliveries per consumer are
+//! unsettled at once; a delayed publish is invisible until its delay has passed. What it adds, for
+//! tests: a log of every published result and dead letter, [`MemoryBroker::disconnect`] to lose
+//! the "connection" (streams end, unsettled deliveries are requeued, their acks fail) and
+//! [`MemoryBroker::fail_next_publishes`] to make publishes go unconfirmed.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Acknowledge, Broker, BrokerError, DeadLetter, DeadLetterStore, Deliveries, Delivery, Message,
+    ResultSource, StoredDeadLetter,
+};
+use switchyard_wire::headers;
+
+/// An in-process broker. Clones share the same queues.
+#[derive(Clone, Default)]
+pub struct MemoryBroker {
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled on every change, so waiting consumers and test helpers re-check the state.
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    tasks: VecDeque<Queued>,
+    /// Results published without `reply_to`, for [`ResultSource`] consumers.
+    results_queue: VecDeque<Queued>,
+    /// Deliveries handed out and not yet settled, by delivery tag: a disconnect requeues them.
+    unsettled: HashMap<u64, Unsettled>,
+    next_tag: u64,
+    /// Cancelled by [`MemoryBroker::disconnect`]; every consumer stream watches the token current
+    /// when it was opened.
+    connection: CancellationToken,
+    /// Every published result, RPC replies included, in publish order.
+    published_results: Vec<Message>,
+    dead_letters: Vec<StoredDeadLetter>,
+    next_dead_key: u64,
+    /// Tasks published with a delay that has not yet passed.
+    delayed: usize,
+    /// How many of the next publishes to refuse.
+    failing_publishes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QueueKind {
+    Tasks,
+    Results,
+}
+
+struct Queued {
+    message: Message,
+    redelivered: bool,
+}
+
+struct Unsettled {
+    queue: QueueKind,
+    message: Message,
+}
+
+impl State {
+    fn queue(&mut self, kind: QueueKind) -> &mut VecDeque<Queued> {
+        match kind {
+            QueueKind::Tasks => &mut self.tasks,
+            QueueKind::Results => &mut self.results_queue,
+        }
+    }
+
+    /// Puts an unsettled delivery back at the front of its queue, as AMQP does on nack/close.
+    fn return_unsettled(&mut self, tag: u64) -> bool {
+        let Some(unsettled) = self.unsettled.remove(&tag) else {
+            return false;
+        };
+        self.queue(unsettled.queue).push_front(Queued {
+            message: unsettled.message,
+            redelivered: true,
+        });
+        true
+    }
+
+    fn refuse_publish(&mut self) -> Result<(), BrokerError> {
+        if self.failing_publishes == 0 {
+            return Ok(());
+        }
+        self.failing_publishes -= 1;
+        Err(BrokerError::NotConfirmed(
+            "memory broker told to refuse this publish".into(),
+        ))
+    }
+}
+
+impl MemoryBroker {
+    pub fn new() -> Self {
+        MemoryBroker::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.shared.state()
+    }
+
+    /// Every result published so far (RPC replies included), oldest first.
+    pub fn results(&self) -> Vec<Message> {
+        self.state().published_results.clone()
+    }
+
+    /// Every dead letter currently stored, oldest first.
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        let state = self.state();
+        state
+            .dead_letters
+            .iter()
+            .map(|stored| stored.letter.clone())
+            .collect()
+    }
+
+    /// Tasks ready for a consumer (not delayed, not handed out).
+    pub fn queued_tasks(&self) -> Vec<Message> {
+        let state = self.state();
+        state
+            .tasks
+            .iter()
+            .map(|queued| queued.message.clone())
+            .collect()
+    }
+
+    /// Tasks published with a delay that has not yet passed.
+    pub fn delayed_tasks(&self) -> usize {
+        self.state().delayed
+    }
+
+    /// Deliveries handed out and neither acknowledged, requeued nor dropped.
+    pub fn unsettled(&self) -> usize {
+        self.state().unsettled.len()
+    }
+
+    /// Simulates losing the connection: every open consumer stream ends, every unsettled delivery
+    /// goes back to its queue, and settling one of those deliveries later fails with
+    /// [`BrokerError::Disconnected`]. New `consume_*` calls work at once.
+    pub fn disconnect(&self) {
+        let mut state = self.state();
+        state.connection.cancel();
+        state.connection = CancellationToken::new();
+        let mut tags: Vec<u64> = state.unsettled.keys().copied().collect();
+        // Newest first, so pushing each to the front restores delivery order.
+        tags.sort_unstable_by(|a, b| b.cmp(a));
+        for tag in tags {
+            state.return_unsettled(tag);
+        }
+        drop(state);
+        self.shared.changed.notify_waiters();
+    }
+
+    /// Makes the next `count` publishes (tasks, results or dead letters) fail with
+    /// [`BrokerError::NotConfirmed`], as a broker that nacks would.
+    pub fn fail_next_publishes(&self, count: usize) {
+        self.state().failing_publishes = count;
+    }
+
+    /// Waits until at least `count` results were published, or `within` passes; returns them all.
+    pub async fn wait_for_results(&self, count: usize, within: Duration) -> Vec<Message> {
+        self.wait_for(within, |state| state.published_results.len() >= count)
+            .await;
+        self.results()
+    }
+
+    /// Waits until at least `count` dead letters are stored, or `within` passes; returns them all.
+    pub async fn wait_for_dead_letters(&self, count: usize, within: Duration) -> Vec<DeadLetter> {
+        self.wait_for(within, |state| state.dead_letters.len() >= count)
+            .await;
+        self.dead_letters()
+    }
+
+    async fn wait_for(&self, within: Duration, done: impl Fn(&State) -> bool) {
+        let wait = async {
+            loop {
+                let changed = self.shared.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if done(&self.state()) {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        let _ = tokio::time::timeout(within, wait).await;
+    }
+
+    fn publish_now(&self, kind: QueueKind, message: Message) {
+        self.state().queue(kind).push_back(Queued {
+            message,
+            redelivered: false,
+        });
+        self.shared.changed.notify_waiters();
+    }
+
+    fn consume(&self, kind: QueueKind, prefetch: u16) -> Deliveries {
+        let consumer = Consumer {
+            shared: self.shared.clone(),
+            kind,
+            slots: Arc::new(Semaphore::new(usize::from(prefetch.max(1)))),
+            connection: self.state().connection.clone(),
+        };
+        futures::stream::unfold(consumer, |consumer| async move {
+            let delivery = consumer.next().await?;
+            Some((Ok(delivery), consumer))
+        })
+        .boxed()
+    }
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the queues half-updated (every change is
+        // one push or remove), so a poisoned lock is still consistent.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// One consumer: a queue, its prefetch slots and the connection it belongs to.
+struct Consumer {
+    shared: Arc<Shared>,
+    kind: QueueKind,
+    /// One permit per unsettled delivery: the prefetch bound.
+    slots: Arc<Semaphore>,
+    connection: CancellationToken,
+}
+
+impl Consumer {
+    /// The next delivery, or `None` once the connection is lost.
+    async fn next(&self) -> Option<Delivery> {
+        let slot = tokio::select! {
+            slot = self.slots.clone().acquire_owned() => slot.expect("the slots semaphore is never closed"),
+            () = self.connection.cancelled() => return None,
+        };
+        loop {
+            let changed = self.shared.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.connection.is_cancelled() {
+                return None;
+            }
+            if let Some((tag, queued)) = self.take() {
+                let acker = MemoryAcker {
+                    shared: self.shared.clone(),
+                    tag,
+                    _slot: slot,
+                };
+                return Some(Delivery::new(
+                    queued.message,
+                    queued.redelivered,
+                    Box::new(acker),
+                ));
+            }
+            tokio::select! {
+                () = changed => {}
+                () = self.connection.cancelled() => return None,
+            }
+        }
+    }
+
+    fn take(&self) -> Option<(u64, Queued)> {
+        let mut state = self.shared.state();
+        let queued = state.queue(self.kind).pop_front()?;
+        let tag = state.next_tag;
+        state.next_tag += 1;
+        state.unsettled.insert(
+            tag,
+            Unsettled {
+                queue: self.kind,
+                message: queued.message.clone(),
+            },
+        );
+        Some((tag, queued))
+    }
+}
+
+/// Settles one memory delivery; dropping it unsettled puts the message back.
+struct MemoryAcker {
+    shared: Arc<Shared>,
+    tag: u64,
+    /// Held until the delivery is settled or dropped: frees one prefetch slot.
+    _slot: OwnedSemaphorePermit,
+}
+
+impl MemoryAcker {
+    fn lost(&self) -> BrokerError {
+        BrokerError::Disconnected(format!(
+            "delivery {} belongs to a lost connection and was requeued",
+            self.tag
+        ))
+    }
+}
+
+#[async_trait]
+impl Acknowledge for MemoryAcker {
+    async fn ack(self: Box<Self>) -> Result<(), BrokerError> {
+        let removed = self.shared.state().unsettled.remove(&self.tag).is_some();
+        self.shared.changed.notify_waiters();
+        if removed { Ok(()) } else { Err(self.lost()) }
+    }
+
+    async fn requeue(self: Box<Self>) -> Result<(), BrokerError> {
+        let returned = self.shared.state().return_unsettled(self.tag);
+        self.shared.changed.notify_waiters();
+        if returned { Ok(()) } else { Err(self.lost()) }
+    }
+}
+
+impl Drop for MemoryAcker {
+    fn drop(&mut self) {
+        // After ack or requeue the tag is gone and this does nothing.
+        if self.shared.state().return_unsettled(self.tag) {
+            self.shared.changed.notify_waiters();
+        }
+    }
+}
+
+#[async_trait]
+impl Broker for MemoryBroker {
+    async fn consume_tasks(&self, prefetch: u16) -> Result<Deliveries, BrokerError> {
+        Ok(self.consume(QueueKind::Tasks, prefetch))
+    }
+
+    async fn publish_task(&self, message: Message, delay: Duration) -> Result<(), BrokerError> {
+        self.state().refuse_publish()?;
+        if delay.is_zero() {
+            self.publish_now(QueueKind::Tasks, message);
+            return Ok(());
+        }
+        self.state().delayed += 1;
+        let broker = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            broker.state().delayed -= 1;
+            broker.publish_now(QueueKind::Tasks, message);
+        });
+        Ok(())
+    }
+
+    async fn publish_result(&self, message: Message) -> Result<(), BrokerError> {
+        let mut state = self.state();
+        state.refuse_publish()?;
+        state.published_results.push(message.clone());
+        if message.reply_to.is_none() {
+            state.results_queue.push_back(Queued {
+                message,
+                redelivered: false,
+            });
+        }
+        drop(state);
+        self.shared.changed.notify_waiters();
+        Ok(())
+    }
+
+    async fn dead_letter(&self, letter: DeadLetter) -> Result<(), BrokerError> {
+        let mut state = self.state();
+        state.refuse_publish()?;
+        let key = state.next_dead_key.to_string();
+        state.next_dead_key += 1;
+        state.dead_letters.push(StoredDeadLetter { key, letter });
+        drop(state);
+        self.shared.changed.notify_waiters();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ResultSource for MemoryBroker {
+    async fn consume_results(&self, prefetch: u16) -> Result<Deliveries, BrokerError> {
+        Ok(self.consume(QueueKind::Results, prefetch))
+    }
+}
+
+#[async_trait]
+impl DeadLetterStore for MemoryBroker {
+    async fn list_dead_letters(&self, limit: usize) -> Result<Vec<StoredDeadLetter>, BrokerError> {
+        Ok(self
+            .state()
+            .dead_letters
+            .iter()
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn requeue_dead_letters(&self, keys: Option<&[String]>) -> Result<usize, BrokerError> {
+        let mut state = self.state();
+        let (chosen, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut state.dead_letters)
+            .into_iter()
+            .partition(|stored| keys.is_none_or(|keys| keys.contains(&stored.key)));
+        state.dead_letters = kept;
+        let count = chosen.len();
+        for stored in chosen {
+            let mut message = stored.letter.message;
+            // A replayed task starts over: a fresh attempt budget and no-runner deadline.
+            message.headers.remove(headers::ATTEMPTS);
+            message.headers.remove(headers::FIRST_SEEN_MS);
+            state.tasks.push_back(Queued {
+                message,
+                redelivered: false,
+            });
+        }
+        drop(state);
+        self.shared.changed.notify_waiters();
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    fn task(id: &str) -> Message {
+        Message::new(format!(
+            r#"{{"algorithm":"echo","payload":{{"n":"{id}"}}}}"#
+        ))
+        .with_id(id)
+    }
+
+    async fn next(deliveries: &mut Deliveries) -> Delivery {
+        tokio::time::timeout(Duration::from_secs(30), deliveries.next())
+            .await
+            .expect("a delivery within 30 s")
+            .expect("the stream is open")
+            .expect("no broker error")
+    }
+
+    /// True if the stream yields nothing within a second of (virtual) time.
+    async fn stays_empty(deliveries: &mut Deliveries) -> bool {
+        tokio::time::timeout(Duration::from_secs(1), deliveries.next())
+            .await
+            .is_err()
+    }
+
+    #[tokio::test]
+    async fn an_acknowledged_task_is_gone() {
+        let broker = MemoryBroker::new();
+        broker
+            .publish_task(task("a"), Duration::ZERO)
+            .await
+            .unwrap();
+        let mut deliveries = broker.consume_tasks(4).await.unwrap();
+        let delivery = next(&mut deliveries).await;
+        assert_eq!(delivery.message, task("a"));
+        assert!(!delivery.redelivered);
+        assert_eq!(broker.unsettled(), 1);
+        delivery.ack().await.unwrap();
+        assert_eq!(broker.unsettled(), 0);
+        assert!(broker.queued_tasks().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_delivery_comes_back_redelivered_first() {
+        let broker = MemoryBroker::new();
+        for id in ["a", "b"] {
+            broker.publish_task(task(id), Duration::ZERO).await.unwrap();
+        }
+        let mut deliveries = broker.consume_tasks(1).await.unwrap();
+        drop(next(&mut deliveries).await);
+        let again = next(&mut deliveries).await;
+        assert_eq!(again.message.id.as_deref(), Some("a"));
+        assert!(again.redelivered);
+        again.requeue().await.unwrap();
+        let third = next(&mut deliveries).await;
+        assert_eq!(third.message.id.as_deref(), Some("a"));
+        assert!(third.redelivered);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn prefetch_bounds_unsettled_deliveries() {
+        let broker = MemoryBroker::new();
+        for id in ["a", "b", "c"] {
+            broker.publish_task(task(id), Duration::ZERO).await.unwrap();
+        }
+        let mut deliveries = broker.consume_tasks(2).await.unwrap();
+        let first = next(&mut deliveries).await;
+        let _second = next(&mut deliveries).await;
+        assert!(
+            stays_empty(&mut deliveries).await,
+            "a third delivery beyond prefetch 2"
+        );
+        first.ack().await.unwrap();
+        assert_eq!(next(&mut deliveries).await.message.id.as_deref(), Some("c"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delayed_task_is_invisible_until_its_delay_passes() {
+        let broker = MemoryBroker::new();
+        let start = tokio::time::Instant::now();
+        broker
+            .publish_task(task("later"), Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(broker.delayed_tasks(), 1);
+        assert!(broker.queued_tasks().is_empty());
+        let mut deliveries = broker.consume_tasks(1).await.unwrap();
+        let delivery = next(&mut deliveries).await;
+        assert_eq!(delivery.message.id.as_deref(), Some("later"));
+        assert!(start.elapsed() >= Duration::from_secs(10));
+        assert_eq!(broker.delayed_tasks(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn disconnect_ends_streams_requeues_and_fails_late_acks() {
+        let broker = MemoryBroker::new();
+        for id in ["a", "b"] {
+            broker.publish_task(task(id), Duration::ZERO).await.unwrap();
+        }
+        let mut deliveries = broker.consume_tasks(4).await.unwrap();
+        let a = next(&mut deliveries).await;
+        let b = next(&mut deliveries).await;
+        broker.disconnect();
+        assert!(deliveries.next().await.is_none(), "the stream ends");
+        assert_eq!(
+            broker
+                .queued_tasks()
+                .iter()
+                .map(|m| m.id.clone().unwrap())
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert!(matches!(a.ack().await, Err(BrokerError::Disconnected(_))));
+        assert!(matches!(
+            b.requeue().await,
+            Err(BrokerError::Disconnected(_))
+        ));
+        assert_eq!(
+            broker.queued_tasks().len(),
+            2,
+            "late settles change nothing"
+        );
+
+        let mut resumed = broker.consume_tasks(4).await.unwrap();
+        let again = next(&mut resumed).await;
+        assert_eq!(again.message.id.as_deref(), Some("a"));
+        assert!(again.redelivered);
+    }
+
+    #[tokio::test]
+    async fn results_are_logged_and_only_unaddressed_ones_are_queued() {
+        let broker = MemoryBroker::new();
+        let mut rpc = Message::new("reply").with_id("t1");
+        rpc.reply_to = Some("amq.rabbitmq.reply-to".into());
+        broker.publish_result(rpc.clone()).await.unwrap();
+        let plain = Message::new("queued").with_id("t2");
+        broker.publish_result(plain.clone()).await.unwrap();
+        assert_eq!(broker.results(), [rpc, plain.clone()]);
+
+        let mut results = broker.consume_results(8).await.unwrap();
+        let delivery = next(&mut results).await;
+        assert_eq!(delivery.message, plain);
+        delivery.ack().await.unwrap();
+        assert!(stays_empty(&mut results).await);
+    }
+
+    #[tokio::test]
+    async fn refused_publishes_store_nothing() {
+        let broker = MemoryBroker::new();
+        broker.fail_next_publishes(3);
+        let letter = DeadLetter {
+            message: task("a"),
+            reason: "rejected".into(),
+            attempts: 1,
+            last_error: "400".into(),
+        };
+        assert!(matches!(
+            broker.publish_task(task("a"), Duration::ZERO).await,
+            Err(BrokerError::NotConfirmed(_))
+        ));
+        assert!(broker.publish_result(Message::new("r")).await.is_err());
+        assert!(broker.dead_letter(letter.clone()).await.is_err());
+        assert!(broker.queued_tasks().is_empty());
+        assert!(broker.results().is_empty());
+        assert!(broker.dead_letters().is_empty());
+        broker.dead_letter(letter.clone()).await.unwrap();
+        assert_eq!(broker.dead_letters(), [letter]);
+    }
+
+    #[tokio::test]
+    async fn dead_letters_are_listed_and_requeued_with_a_fresh_budget() {
+        let broker = MemoryBroker::new();
+        for id in ["a", "b", "c"] {
+            let mut message = task(id);
+            message.headers.insert(headers::ATTEMPTS.into(), "5".into());
+            message
+                .headers
+                .insert(headers::FIRST_SEEN_MS.into(), "1".into());
+            message.headers.insert("x-custom".into(), "kept".into());
+            let letter = DeadLetter {
+                message,
+                reason: "attempts_exhausted".into(),
+                attempts: 5,
+                last_error: "503".into(),
+            };
+            broker.dead_letter(letter).await.unwrap();
+        }
+        let listed = broker.list_dead_letters(2).await.unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].letter.message.id.as_deref(), Some("a"));
+        assert_eq!(listed[0].letter.reason, "attempts_exhausted");
+
+        let key_of_b = broker.list_dead_letters(10).await.unwrap()[1].key.clone();
+        let unknown = "no-such-key".to_string();
+        assert_eq!(
+            broker
+                .requeue_dead_letters(Some(&[key_of_b, unknown]))
+                .await
+                .unwrap(),
+            1
+        );
+        let queued = broker.queued_tasks();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].id.as_deref(), Some("b"));
+        assert_eq!(queued[0].header(headers::ATTEMPTS), None);
+        assert_eq!(queued[0].header(headers::FIRST_SEEN_MS), None);
+        assert_eq!(queued[0].header("x-custom"), Some("kept"));
+
+        assert_eq!(broker.requeue_dead_letters(None).await.unwrap(), 2);
+        assert!(broker.dead_letters().is_empty());
+        assert_eq!(broker.queued_tasks().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn waiting_for_results_returns_once_they_arrive() {
+        let broker = MemoryBroker::new();
+        let publisher = broker.clone();
+        tokio::spawn(async move {
+            for id in ["x", "y"] {
+                publisher
+                    .publish_result(Message::new("r").with_id(id))
+                    .await
+                    .unwrap();
+            }
+        });
+        let results = broker.wait_for_results(2, Duration::from_secs(5)).await;
+        assert_eq!(results.len(), 2);
+    }
+}

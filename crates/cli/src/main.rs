@@ -2,8 +2,10 @@
 //! process. This file only parses the command line; each subcommand lives in `commands/`.
 
 mod algorithm_flags;
+mod amqp_flags;
 mod commands;
 mod config;
+mod duration;
 mod shutdown;
 
 use clap::{Parser, Subcommand};

@@ -55,9 +55,14 @@ impl DiscoveryClient {
         &self,
         registration: &RunnerRegistration,
     ) -> Result<RegistrationAck, ClientError> {
-        let response = self.send(self.http.post(self.url("/runners")).json(registration)).await?;
+        let response = self
+            .send(self.http.post(self.url("/runners")).json(registration))
+            .await?;
         let response = check(response, &registration.id).await?;
-        response.json().await.map_err(|source| self.unreachable(source))
+        response
+            .json()
+            .await
+            .map_err(|source| self.unreachable(source))
     }
 
     /// Renews a registration; [`ClientError::UnknownRunner`] means register again.
@@ -68,7 +73,9 @@ impl DiscoveryClient {
     }
 
     pub async fn deregister(&self, runner_id: &str) -> Result<(), ClientError> {
-        let response = self.send(self.http.delete(self.url(&format!("/runners/{runner_id}")))).await?;
+        let response = self
+            .send(self.http.delete(self.url(&format!("/runners/{runner_id}"))))
+            .await?;
         match check(response, runner_id).await {
             Ok(_) | Err(ClientError::UnknownRunner(_)) => Ok(()),
             Err(other) => Err(other),
@@ -79,14 +86,22 @@ impl DiscoveryClient {
     pub async fn runners(&self) -> Result<Vec<RunnerEntry>, ClientError> {
         let response = self.send(self.http.get(self.url("/runners"))).await?;
         let response = check(response, "").await?;
-        response.json().await.map_err(|source| self.unreachable(source))
+        response
+            .json()
+            .await
+            .map_err(|source| self.unreachable(source))
     }
 
     /// Every algorithm's payload schema, as each listed runner serves it at `GET /schemas`
     /// (Switchyard and legacy runners alike). A runner that does not answer is reported in
     /// [`Schemas::unreachable`]; only discovery itself failing is an error.
     pub async fn schemas(&self) -> Result<Schemas, ClientError> {
-        let base_urls: BTreeSet<String> = self.runners().await?.into_iter().map(|runner| runner.base_url).collect();
+        let base_urls: BTreeSet<String> = self
+            .runners()
+            .await?
+            .into_iter()
+            .map(|runner| runner.base_url)
+            .collect();
         let mut fetches = tokio::task::JoinSet::new();
         for base_url in base_urls {
             // The token stays with discovery: anyone could have registered this URL.
@@ -98,17 +113,26 @@ impl DiscoveryClient {
         }
         let mut schemas = Schemas::default();
         while let Some(joined) = fetches.join_next().await {
-            let (base_url, fetched) = joined.unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
+            let (base_url, fetched) =
+                joined.unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
             match fetched {
                 Ok(by_algorithm) => {
                     for (algorithm, schema) in by_algorithm {
-                        schemas.by_algorithm.entry(algorithm).or_default().insert(base_url.clone(), schema);
+                        schemas
+                            .by_algorithm
+                            .entry(algorithm)
+                            .or_default()
+                            .insert(base_url.clone(), schema);
                     }
                 }
-                Err(reason) => schemas.unreachable.push(RunnerUnreachable { base_url, reason }),
+                Err(reason) => schemas
+                    .unreachable
+                    .push(RunnerUnreachable { base_url, reason }),
             }
         }
-        schemas.unreachable.sort_by(|a, b| a.base_url.cmp(&b.base_url));
+        schemas
+            .unreachable
+            .sort_by(|a, b| a.base_url.cmp(&b.base_url));
         Ok(schemas)
     }
 
@@ -116,12 +140,18 @@ impl DiscoveryClient {
         format!("{}{path}", self.base_url)
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
         let request = match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
         };
-        request.send().await.map_err(|source| self.unreachable(source))
+        request
+            .send()
+            .await
+            .map_err(|source| self.unreachable(source))
     }
 
     fn unreachable(&self, source: reqwest::Error) -> ClientError {
@@ -132,7 +162,10 @@ impl DiscoveryClient {
     }
 }
 
-async fn check(response: reqwest::Response, runner_id: &str) -> Result<reqwest::Response, ClientError> {
+async fn check(
+    response: reqwest::Response,
+    runner_id: &str,
+) -> Result<reqwest::Response, ClientError> {
     let status = response.status();
     if status.is_success() {
         return Ok(response);
@@ -166,17 +199,26 @@ pub struct RunnerUnreachable {
 }
 
 /// A runner's `GET /schemas`: one schema per algorithm it hosts, keyed by name.
-async fn fetch_schemas(http: &reqwest::Client, base_url: &str) -> Result<BTreeMap<String, Value>, String> {
+async fn fetch_schemas(
+    http: &reqwest::Client,
+    base_url: &str,
+) -> Result<BTreeMap<String, Value>, String> {
     let url = format!("{}/schemas", base_url.trim_end_matches('/'));
-    let response = http.get(&url).send().await.map_err(|error| describe(&error))?;
+    let response = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|error| describe(&error))?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("GET {url} answered {status}"));
     }
-    response
-        .json()
-        .await
-        .map_err(|error| format!("GET {url} did not answer an object of schemas: {}", describe(&error)))
+    response.json().await.map_err(|error| {
+        format!(
+            "GET {url} did not answer an object of schemas: {}",
+            describe(&error)
+        )
+    })
 }
 
 /// The error with its causes: reqwest's own message leaves out why a connection failed.

@@ -24,7 +24,9 @@ pub enum ApiError {
     UnreadableBody(String),
     #[error("body is larger than {MAX_BODY_BYTES} bytes")]
     TooLarge,
-    #[error("missing or wrong token: changing registrations needs 'Authorization: Bearer <SWITCHYARD_TOKEN>'")]
+    #[error(
+        "missing or wrong token: changing registrations needs 'Authorization: Bearer <SWITCHYARD_TOKEN>'"
+    )]
     Unauthorized,
     #[error("unknown runner '{0}': register again")]
     UnknownRunner(String),
@@ -37,9 +39,10 @@ pub enum ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::NotJson(_) | ApiError::WrongShape(_) | ApiError::Invalid(_) | ApiError::UnreadableBody(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::NotJson(_)
+            | ApiError::WrongShape(_)
+            | ApiError::Invalid(_)
+            | ApiError::UnreadableBody(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::UnknownRunner(_) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
@@ -53,7 +56,10 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let message = self.to_string();
         tracing::info!(status = status.as_u16(), "request refused: {message}");
-        let body = ErrorBody { message, error: None };
+        let body = ErrorBody {
+            message,
+            error: None,
+        };
         (status, axum::Json(body)).into_response()
     }
 }

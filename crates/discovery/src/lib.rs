@@ -57,11 +57,20 @@ pub async fn serve(
         ));
     }
     if config.token.is_none() {
-        tracing::warn!("no token set: anyone who can reach discovery can register a runner and receive tasks");
+        tracing::warn!(
+            "no token set: anyone who can reach discovery can register a runner and receive tasks"
+        );
     }
-    let state = AppState::new(Registry::new(config.ttl, config.heartbeat_interval), config.token);
+    let state = AppState::new(
+        Registry::new(config.ttl, config.heartbeat_interval),
+        config.token,
+    );
     let stop_sweeping = shutdown.child_token();
-    let sweeper = tokio::spawn(sweep(state.clone(), sweep_period(config.ttl), stop_sweeping.clone()));
+    let sweeper = tokio::spawn(sweep(
+        state.clone(),
+        sweep_period(config.ttl),
+        stop_sweeping.clone(),
+    ));
     tracing::info!(
         address = %listener.local_addr()?,
         ttl = ?config.ttl,

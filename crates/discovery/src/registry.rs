@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use switchyard_wire::discovery::{
-    AlgorithmInfo, LegacyListing, LegacyRegistration, RegistrationAck, RunnerEntry, RunnerRegistration,
+    AlgorithmInfo, LegacyListing, LegacyRegistration, RegistrationAck, RunnerEntry,
+    RunnerRegistration,
 };
 
 /// The prefix of a legacy entry's id in the detailed listing; the rest is its host.
@@ -156,7 +157,10 @@ impl Registry {
             .collect();
         for id in &expired {
             if let Some(runner) = self.runners.remove(id) {
-                log_removal("runner expired: no heartbeat within the ttl", &runner.registration);
+                log_removal(
+                    "runner expired: no heartbeat within the ttl",
+                    &runner.registration,
+                );
             }
         }
         expired
@@ -220,7 +224,11 @@ impl Registry {
         }
         for (host, entry) in &self.legacy {
             for (algorithm, registered_at) in &entry.algorithms {
-                keep_best(&mut best, algorithm, (Preference::Legacy, *registered_at, host));
+                keep_best(
+                    &mut best,
+                    algorithm,
+                    (Preference::Legacy, *registered_at, host),
+                );
             }
         }
         best.into_iter()
@@ -229,7 +237,9 @@ impl Registry {
     }
 
     fn live_runners(&self, now: Instant) -> impl Iterator<Item = &Runner> {
-        self.runners.values().filter(move |runner| !self.is_expired(runner, now))
+        self.runners
+            .values()
+            .filter(move |runner| !self.is_expired(runner, now))
     }
 
     fn is_expired(&self, runner: &Runner, now: Instant) -> bool {

@@ -12,7 +12,9 @@ use axum::response::Response;
 use axum::routing::{delete, get, put};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
-use switchyard_wire::discovery::{LegacyListing, LegacyRegistration, RegistrationAck, RunnerEntry, RunnerRegistration};
+use switchyard_wire::discovery::{
+    LegacyListing, LegacyRegistration, RegistrationAck, RunnerEntry, RunnerRegistration,
+};
 
 use crate::error::{ApiError, MAX_BODY_BYTES};
 use crate::registry::Registry;
@@ -67,8 +69,14 @@ async fn register_legacy(
     JsonBody(registration): JsonBody<LegacyRegistration>,
 ) -> Result<(StatusCode, Json<LegacyRegistration>), ApiError> {
     validate::legacy_registration(&registration)?;
-    let is_new = state.registry().register_legacy(registration.clone(), Instant::now());
-    let status = if is_new { StatusCode::CREATED } else { StatusCode::OK };
+    let is_new = state
+        .registry()
+        .register_legacy(registration.clone(), Instant::now());
+    let status = if is_new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(registration)))
 }
 
@@ -86,7 +94,10 @@ async fn register(
     Ok((StatusCode::CREATED, Json(registry.ack())))
 }
 
-async fn heartbeat(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn heartbeat(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     if state.registry().renew(&id, Instant::now()) {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -120,7 +131,11 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 
 /// Reads stay open (the controller and producers list runners); anything else changes who
 /// receives task payloads, so it needs the token when one is configured.
-async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
+async fn require_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let is_read = matches!(*request.method(), Method::GET | Method::HEAD);
     if let Some(expected) = state.token.as_deref().filter(|_| !is_read) {
         let presented = request
@@ -152,17 +167,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge
-            } else {
-                ApiError::UnreadableBody(rejection.body_text())
-            }
-        })?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|error| match error.classify() {
-            serde_json::error::Category::Data => ApiError::WrongShape(error.to_string()),
-            _ => ApiError::NotJson(error.to_string()),
-        })
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::TooLarge
+                } else {
+                    ApiError::UnreadableBody(rejection.body_text())
+                }
+            })?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|error| ApiError::NotJson(error.to_string()))?;
+        // serde would also accept the struct's fields as an array; the contract is an object.
+        if !value.is_object() {
+            return Err(ApiError::WrongShape("expected a JSON object".to_string()));
+        }
+        serde_json::from_value(value)
+            .map(JsonBody)
+            .map_err(|error| ApiError::WrongShape(error.to_string()))
     }
 }
 

@@ -19,13 +19,18 @@ pub fn runner_registration(registration: &RunnerRegistration) -> Result<(), Inva
     runner_id(&registration.id)?;
     base_url("base_url", &registration.base_url)?;
     if registration.algorithms.is_empty() {
-        return Err(invalid("'algorithms' is empty: a runner must host at least one algorithm"));
+        return Err(invalid(
+            "'algorithms' is empty: a runner must host at least one algorithm",
+        ));
     }
     let mut seen = BTreeSet::new();
     for algorithm in &registration.algorithms {
         algorithm_name(&algorithm.name)?;
         if !seen.insert(&algorithm.name) {
-            return Err(invalid(format!("algorithm '{}' is listed twice", algorithm.name)));
+            return Err(invalid(format!(
+                "algorithm '{}' is listed twice",
+                algorithm.name
+            )));
         }
     }
     if registration.capacity == 0 {
@@ -47,7 +52,9 @@ fn runner_id(id: &str) -> Result<(), InvalidRegistration> {
         )));
     }
     if id.starts_with(LEGACY_ID_PREFIX) {
-        return Err(invalid(format!("'id' must not start with '{LEGACY_ID_PREFIX}': it names legacy registrations")));
+        return Err(invalid(format!(
+            "'id' must not start with '{LEGACY_ID_PREFIX}': it names legacy registrations"
+        )));
     }
     Ok(())
 }
@@ -65,7 +72,9 @@ fn algorithm_name(name: &str) -> Result<(), InvalidRegistration> {
 fn is_name(text: &str, also_allowed: impl Fn(char) -> bool) -> bool {
     !text.is_empty()
         && text.len() <= MAX_NAME_LEN
-        && text.chars().all(|c| c.is_ascii_alphanumeric() || also_allowed(c))
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || also_allowed(c))
 }
 
 /// The controller appends `/run/{algorithm}` to this URL, so it must be a plain absolute
@@ -74,13 +83,18 @@ fn base_url(field: &str, value: &str) -> Result<(), InvalidRegistration> {
     let url = url::Url::parse(value)
         .map_err(|error| invalid(format!("'{field}' is not an absolute URL: {error}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid(format!("'{field}' must be an http or https URL, not '{}'", url.scheme())));
+        return Err(invalid(format!(
+            "'{field}' must be an http or https URL, not '{}'",
+            url.scheme()
+        )));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid(format!("'{field}' has no host")));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid(format!("'{field}' must not have a query or fragment")));
+        return Err(invalid(format!(
+            "'{field}' must not have a query or fragment"
+        )));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(invalid(format!("'{field}' must not carry credentials")));

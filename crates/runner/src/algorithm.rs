@@ -211,7 +211,9 @@ where
     Arc::new(move |payload: Value| {
         let input = match parse_payload::<I>(payload) {
             Ok(input) => input,
-            Err(message) => return futures::future::ready(Err(AlgorithmError::bad_input(message))).boxed(),
+            Err(message) => {
+                return futures::future::ready(Err(AlgorithmError::bad_input(message))).boxed();
+            }
         };
         let output = run(input);
         async move {
@@ -269,7 +271,9 @@ mod tests {
         assert!(err.to_string().contains("'text'"), "{err}");
         let err = call(length(), json!({})).await.unwrap_err();
         assert!(err.to_string().contains("missing field `text`"), "{err}");
-        let err = call(length(), json!({"text": "a", "colour": 1})).await.unwrap_err();
+        let err = call(length(), json!({"text": "a", "colour": 1}))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("unknown field `colour`"), "{err}");
     }
 

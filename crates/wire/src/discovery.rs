@@ -59,7 +59,8 @@ pub struct RunnerEntry {
     pub capacity: u32,
     /// Registered through the series' `POST /algorithms`: it never heartbeats, so it never expires.
     pub legacy: bool,
-    /// Heartbeat seen within the heartbeat interval (always true for legacy entries).
+    /// Heartbeat seen within two heartbeat intervals, so one late beat is not a failure (always
+    /// true for legacy entries, which never heartbeat).
     pub healthy: bool,
     /// Milliseconds since the last registration or heartbeat.
     pub last_heartbeat_ms_ago: u64,

@@ -99,7 +99,9 @@ impl<S: Session> Link<S> {
 
     fn lock(&self) -> MutexGuard<'_, Option<Arc<S>>> {
         // The guarded value is a plain Option: a panic elsewhere cannot leave it half-written.
-        self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     async fn session(
@@ -123,8 +125,10 @@ impl<S: Session> Link<S> {
                     info!(connection = self.name, "connected");
                     return Ok(session);
                 }
-                Ok(Err(error)) if !error.is_transient() => return Err(error),
-                Ok(Err(error)) => error.to_string(),
+                Ok(Err(BrokerError::Disconnected(error) | BrokerError::NotConfirmed(error))) => {
+                    error
+                }
+                Ok(Err(fatal)) => return Err(fatal),
                 Err(_elapsed) => "connection attempt timed out".to_owned(),
             };
             warn!(connection = self.name, %error, "cannot connect to RabbitMQ");

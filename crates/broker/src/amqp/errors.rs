@@ -53,7 +53,10 @@ mod tests {
             BrokerError::Disconnected(text) if text.starts_with("basic.publish: ")
         ));
         let forced = protocol(AMQPErrorKind::Hard(AMQPHardError::CONNECTIONFORCED));
-        assert!(matches!(broker_error("x", forced), BrokerError::Disconnected(_)));
+        assert!(matches!(
+            broker_error("x", forced),
+            BrokerError::Disconnected(_)
+        ));
     }
 
     #[test]
@@ -63,13 +66,19 @@ mod tests {
             AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED),
             AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED),
         ] {
-            assert!(matches!(broker_error("x", protocol(kind)), BrokerError::Fatal(_)));
+            assert!(matches!(
+                broker_error("x", protocol(kind)),
+                BrokerError::Fatal(_)
+            ));
         }
     }
 
     #[test]
     fn an_unroutable_message_is_not_confirmed() {
         let no_route = protocol(AMQPErrorKind::Soft(AMQPSoftError::NOROUTE));
-        assert!(matches!(broker_error("x", no_route), BrokerError::NotConfirmed(_)));
+        assert!(matches!(
+            broker_error("x", no_route),
+            BrokerError::NotConfirmed(_)
+        ));
     }
 }

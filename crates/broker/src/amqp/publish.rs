@@ -48,7 +48,10 @@ impl Session for Publishers {
     fn is_open(&self) -> bool {
         self.connection.status().connected()
             && self.replies.status().connected()
-            && self.fixed.values().all(|channel| channel.status().connected())
+            && self
+                .fixed
+                .values()
+                .all(|channel| channel.status().connected())
     }
 }
 

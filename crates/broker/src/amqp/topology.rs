@@ -4,9 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use lapin::options::{
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection, ExchangeKind};
 
@@ -133,7 +131,11 @@ impl Topology {
             Route::queue(&self.queues.results),
             self.dead_letter_route(),
         ];
-        routes.extend(self.delay_tiers.iter().map(|(_, queue)| Route::queue(queue)));
+        routes.extend(
+            self.delay_tiers
+                .iter()
+                .map(|(_, queue)| Route::queue(queue)),
+        );
         routes
     }
 
@@ -142,7 +144,10 @@ impl Topology {
         let error = |error| broker_error("declaring the topology", error);
         let channel = connection.create_channel().await.map_err(error)?;
         self.declare_on(&channel).await.map_err(error)?;
-        channel.close(200, "topology declared".into()).await.map_err(error)
+        channel
+            .close(200, "topology declared".into())
+            .await
+            .map_err(error)
     }
 
     async fn declare_on(&self, channel: &Channel) -> lapin::Result<()> {
@@ -159,8 +164,13 @@ impl Topology {
             )
             .await?;
         let mut tasks = self.queue_arguments();
-        insert_str(&mut tasks, "x-dead-letter-exchange", &self.dead_letter_exchange);
-        self.declare_queue(channel, &self.queues.tasks, tasks).await?;
+        insert_str(
+            &mut tasks,
+            "x-dead-letter-exchange",
+            &self.dead_letter_exchange,
+        );
+        self.declare_queue(channel, &self.queues.tasks, tasks)
+            .await?;
         self.declare_queue(channel, &self.queues.results, self.queue_arguments())
             .await?;
         self.declare_queue(channel, &self.queues.dead, self.queue_arguments())
@@ -206,7 +216,11 @@ impl Topology {
     fn delay_queue_arguments(&self) -> FieldTable {
         let mut arguments = self.queue_arguments();
         insert_str(&mut arguments, "x-dead-letter-exchange", "");
-        insert_str(&mut arguments, "x-dead-letter-routing-key", &self.queues.tasks);
+        insert_str(
+            &mut arguments,
+            "x-dead-letter-routing-key",
+            &self.queues.tasks,
+        );
         if self.queue_type == QueueType::Quorum {
             insert_str(&mut arguments, "x-dead-letter-strategy", "at-least-once");
             insert_str(&mut arguments, "x-overflow", "reject-publish");
@@ -278,7 +292,10 @@ mod tests {
 
     #[test]
     fn reply_queue_names_must_fit_amqp() {
-        assert_eq!(Route::reply("amq.gen-abc"), Some(Route::queue("amq.gen-abc")));
+        assert_eq!(
+            Route::reply("amq.gen-abc"),
+            Some(Route::queue("amq.gen-abc"))
+        );
         assert_eq!(Route::reply(&"x".repeat(256)), None);
     }
 }

@@ -1,6 +1,400 @@
-#[derive(clap::Args)]
-pub struct Args {}
+//! `switchyard submit`: publish one task, or every task of a JSON Lines file, and with `--wait`
+//! collect their results.
+//!
+//! The transport is the [`Transport`] enum: RabbitMQ today; the HTTP task API (`--server URL`)
+//! is meant to be its second variant, with the same publish / next-result pair.
 
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet")
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures::{StreamExt, TryStreamExt};
+use indicatif::{ProgressBar, ProgressStyle};
+use switchyard_broker::amqp::AmqpBroker;
+use switchyard_broker::{Broker, Deliveries, Message};
+use switchyard_wire::{Task, TaskOutcome, TaskResult, new_task_id};
+use tokio::time::Instant;
+
+use crate::amqp_flags::AmqpFlags;
+use crate::duration::parse_duration;
+
+/// Publishes in flight at once when submitting a file: enough to hide confirm round trips.
+const PUBLISHES_IN_FLIGHT: usize = 64;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Algorithm to run.
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    algorithm: Option<String>,
+    /// Its payload, as JSON, e.g. '{"text": "hello"}'.
+    #[arg(required_unless_present = "file")]
+    payload: Option<String>,
+    /// Submit every task of a JSON Lines file, one {"algorithm": ..., "payload": ...} per line.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    #[command(flatten)]
+    amqp: AmqpFlags,
+    /// Wait for the results and print them; exit non-zero unless every task succeeded.
+    #[arg(long)]
+    wait: bool,
+    /// How long `--wait` waits for all results.
+    #[arg(long, env = "SWITCHYARD_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let tasks = match (&args.file, &args.algorithm, &args.payload) {
+        (Some(path), _, _) => read_tasks(path)?,
+        (None, Some(algorithm), Some(payload)) => {
+            let payload =
+                serde_json::from_str(payload).context("PAYLOAD_JSON is not valid JSON")?;
+            vec![Task::new(algorithm.clone(), payload)]
+        }
+        _ => bail!("give ALGORITHM and PAYLOAD_JSON, or --file"),
+    };
+    let submitted: Vec<(String, Task)> = tasks
+        .into_iter()
+        .map(|task| (new_task_id(), task))
+        .collect();
+    let mut transport = Transport::open(&args.amqp, args.wait).await?;
+    if args.file.is_none() {
+        return submit_one(&mut transport, &submitted[0], args.wait, args.timeout).await;
+    }
+    publish_all(&transport, &submitted).await?;
+    if !args.wait {
+        for (id, _) in &submitted {
+            println!("{id}");
+        }
+        return Ok(());
+    }
+    let results = collect(&mut transport, &submitted, args.timeout).await?;
+    summarise(&submitted, &results, args.timeout)
+}
+
+async fn submit_one(
+    transport: &mut Transport,
+    (id, task): &(String, Task),
+    wait: bool,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    transport.publish(id, task).await?;
+    if !wait {
+        println!("{id}");
+        return Ok(());
+    }
+    eprintln!("submitted {id}; waiting for its result");
+    let result = tokio::time::timeout(timeout, async {
+        loop {
+            match transport.next_result().await? {
+                Some(result) if result.id == *id => return anyhow::Ok(result),
+                // A late reply for another task cannot reach a fresh reply queue; ignore it.
+                Some(_) => continue,
+                None => bail!("the reply queue closed before the result arrived"),
+            }
+        }
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("no result for task {id} within {timeout:?}"))??;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    match &result.outcome {
+        TaskOutcome::Ok { .. } => Ok(()),
+        TaskOutcome::Error { error } => {
+            bail!("task {id} failed ({}): {}", error.kind, error.message)
+        }
+    }
+}
+
+/// Every line of a JSON Lines file as a task; blank lines are skipped. Nothing is published
+/// unless every line is a task.
+fn read_tasks(path: &Path) -> anyhow::Result<Vec<Task>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let tasks = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(index, line)| {
+            Task::parse(line.as_bytes(), None)
+                .with_context(|| format!("{}:{}: not a task", path.display(), index + 1))
+        })
+        .collect::<anyhow::Result<Vec<Task>>>()?;
+    if tasks.is_empty() {
+        bail!("{} holds no task", path.display());
+    }
+    Ok(tasks)
+}
+
+async fn publish_all(transport: &Transport, submitted: &[(String, Task)]) -> anyhow::Result<()> {
+    let bar = progress(submitted.len(), "submitting");
+    futures::stream::iter(submitted)
+        .map(|(id, task)| transport.publish(id, task))
+        .buffer_unordered(PUBLISHES_IN_FLIGHT)
+        .try_for_each(|()| {
+            bar.inc(1);
+            futures::future::ready(Ok(()))
+        })
+        .await?;
+    bar.finish_and_clear();
+    eprintln!("submitted {} tasks", submitted.len());
+    Ok(())
+}
+
+/// Collects one result per submitted task, printing each as a JSON line, until all are in or
+/// the timeout passes. Duplicates (delivery is at-least-once) count once.
+async fn collect(
+    transport: &mut Transport,
+    submitted: &[(String, Task)],
+    timeout: Duration,
+) -> anyhow::Result<HashMap<String, TaskResult>> {
+    let mut results = HashMap::new();
+    let bar = progress(submitted.len(), "waiting");
+    let deadline = Instant::now() + timeout;
+    let expected: HashSet<&str> = submitted.iter().map(|(id, _)| id.as_str()).collect();
+    while results.len() < submitted.len() {
+        let next = match tokio::time::timeout_at(deadline, transport.next_result()).await {
+            Ok(next) => next?,
+            Err(_) => break,
+        };
+        let Some(result) = next else {
+            bar.abandon();
+            bail!(
+                "the reply queue closed with {} results missing",
+                submitted.len() - results.len()
+            );
+        };
+        if expected.contains(result.id.as_str()) && !results.contains_key(&result.id) {
+            bar.suspend(|| {
+                println!(
+                    "{}",
+                    serde_json::to_string(&result).expect("a result serialises")
+                )
+            });
+            bar.inc(1);
+            results.insert(result.id.clone(), result);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(results)
+}
+
+fn summarise(
+    submitted: &[(String, Task)],
+    results: &HashMap<String, TaskResult>,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let mut failures: BTreeMap<String, usize> = BTreeMap::new();
+    let mut missing = 0;
+    for (id, task) in submitted {
+        match results.get(id).map(|result| &result.outcome) {
+            Some(TaskOutcome::Ok { .. }) => {}
+            Some(TaskOutcome::Error { error }) => {
+                eprintln!(
+                    "  {id} ({}): {}: {}",
+                    task.algorithm, error.kind, error.message
+                );
+                *failures.entry(error.kind.to_string()).or_default() += 1;
+            }
+            None => {
+                eprintln!("  {id} ({}): no result within {timeout:?}", task.algorithm);
+                missing += 1;
+            }
+        }
+    }
+    let failed: usize = failures.values().sum();
+    let ok = submitted.len() - failed - missing;
+    let by_kind: Vec<String> = failures
+        .iter()
+        .map(|(kind, n)| format!("{n} {kind}"))
+        .collect();
+    eprintln!(
+        "{ok} ok, {failed} failed{}, {missing} without a result",
+        if by_kind.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by_kind.join(", "))
+        }
+    );
+    if failed + missing > 0 {
+        bail!(
+            "{} of {} tasks did not succeed",
+            failed + missing,
+            submitted.len()
+        );
+    }
+    Ok(())
+}
+
+fn progress(length: usize, prefix: &'static str) -> ProgressBar {
+    let style =
+        ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} ({elapsed}, eta {eta})")
+            .expect("a valid template")
+            .progress_chars("=> ");
+    ProgressBar::new(length as u64)
+        .with_style(style)
+        .with_prefix(prefix)
+}
+
+/// How tasks reach the worker and results come back.
+enum Transport {
+    /// Publish to the task queue; results come to an exclusive reply queue (`reply_to`).
+    Amqp {
+        broker: AmqpBroker,
+        /// The reply queue's name and stream, opened before any publish so no result is missed.
+        replies: Option<(String, Deliveries)>,
+    },
+}
+
+impl Transport {
+    async fn open(flags: &AmqpFlags, wait: bool) -> anyhow::Result<Self> {
+        let broker = flags.connect().await?;
+        let replies = match wait {
+            true => Some(
+                broker
+                    .reply_queue()
+                    .await
+                    .context("opening a reply queue")?,
+            ),
+            false => None,
+        };
+        Ok(Transport::Amqp { broker, replies })
+    }
+
+    async fn publish(&self, id: &str, task: &Task) -> anyhow::Result<()> {
+        match self {
+            Transport::Amqp { broker, replies } => {
+                let mut message = Message::new(task.to_json_bytes()).with_id(id);
+                if let Some((reply_to, _)) = replies {
+                    message.reply_to = Some(reply_to.clone());
+                    message.correlation_id = Some(id.to_string());
+                }
+                broker
+                    .publish_task(message, Duration::ZERO)
+                    .await
+                    .with_context(|| format!("publishing task {id}"))
+            }
+        }
+    }
+
+    /// The next result; `None` once no more can come.
+    async fn next_result(&mut self) -> anyhow::Result<Option<TaskResult>> {
+        match self {
+            Transport::Amqp { replies, .. } => {
+                let (_, deliveries) = replies
+                    .as_mut()
+                    .context("results are only read with --wait")?;
+                loop {
+                    let delivery = match deliveries.next().await {
+                        Some(delivery) => delivery.context("reading the reply queue")?,
+                        None => return Ok(None),
+                    };
+                    let decoded = serde_json::from_slice::<TaskResult>(&delivery.message.body);
+                    // Settled either way: a reply that is not a result will not become one.
+                    if let Err(error) = delivery.ack().await {
+                        tracing::warn!(%error, "acknowledging a reply failed");
+                    }
+                    match decoded {
+                        Ok(result) => return Ok(Some(result)),
+                        Err(error) => {
+                            tracing::warn!(%error, "ignoring a reply that is not a task result")
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_tasks_file_is_read_line_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tasks.jsonl");
+        std::fs::write(
+            &path,
+            "{\"algorithm\":\"echo\",\"payload\":{\"text\":\"a\"}}\n\n{\"algorithm\":\"ocr\",\"payload\":{\"url\":\"u\"}}\n",
+        )
+        .unwrap();
+        let tasks = read_tasks(&path).unwrap();
+        assert_eq!(
+            tasks,
+            [
+                Task::new("echo", json!({"text": "a"})),
+                Task::new("ocr", json!({"url": "u"}))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_line_names_its_number_and_nothing_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tasks.jsonl");
+        std::fs::write(
+            &path,
+            "{\"algorithm\":\"echo\"}\n{\"url\":\"no algorithm\"}\n",
+        )
+        .unwrap();
+        let error = format!("{:#}", read_tasks(&path).unwrap_err());
+        assert!(error.contains("tasks.jsonl:2: not a task"), "{error}");
+        assert!(error.contains("no 'algorithm'"), "{error}");
+
+        std::fs::write(&path, "\n  \n").unwrap();
+        assert!(
+            read_tasks(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("holds no task")
+        );
+    }
+
+    fn result(id: &str, ok: bool) -> TaskResult {
+        let outcome = if ok {
+            TaskOutcome::Ok { result: json!(1) }
+        } else {
+            TaskOutcome::Error {
+                error: switchyard_wire::TaskError {
+                    kind: switchyard_wire::ErrorKind::Rejected,
+                    message: "bad".into(),
+                    status: Some(400),
+                },
+            }
+        };
+        TaskResult {
+            id: id.into(),
+            algorithm: "echo".into(),
+            outcome,
+            attempts: 1,
+            runner: None,
+            duration_ms: 1,
+        }
+    }
+
+    #[test]
+    fn the_summary_fails_unless_every_task_succeeded() {
+        let submitted: Vec<(String, Task)> = ["a", "b"]
+            .iter()
+            .map(|id| (id.to_string(), Task::new("echo", json!({}))))
+            .collect();
+        let all_ok = HashMap::from([
+            ("a".to_string(), result("a", true)),
+            ("b".to_string(), result("b", true)),
+        ]);
+        assert!(summarise(&submitted, &all_ok, Duration::from_secs(1)).is_ok());
+        let one_failed = HashMap::from([
+            ("a".to_string(), result("a", true)),
+            ("b".to_string(), result("b", false)),
+        ]);
+        assert_eq!(
+            summarise(&submitted, &one_failed, Duration::from_secs(1))
+                .unwrap_err()
+                .to_string(),
+            "1 of 2 tasks did not succeed"
+        );
+        let one_missing = HashMap::from([("a".to_string(), result("a", true))]);
+        assert!(summarise(&submitted, &one_missing, Duration::from_secs(1)).is_err());
+    }
 }

@@ -23,11 +23,11 @@ fn image(name: &'static str, bytes: &[u8]) -> (&'static str, Value) {
 fn samples() -> Vec<Sample> {
     let mut samples = Vec::new();
     for (input, payload) in [
-        image("coffee.png", include_bytes!("../../../../../testdata/images/coffee.png")),
-        image("camera.png", include_bytes!("../../../../../testdata/images/camera.png")),
-        image("chelsea.png", include_bytes!("../../../../../testdata/images/chelsea.png")),
-        image("china.jpg", include_bytes!("../../../../../testdata/images/china.jpg")),
-        image("flower.jpg", include_bytes!("../../../../../testdata/images/flower.jpg")),
+        image("coffee.png", include_bytes!("../../../../algorithms/testdata/images/coffee.png")),
+        image("camera.png", include_bytes!("../../../../algorithms/testdata/images/camera.png")),
+        image("chelsea.png", include_bytes!("../../../../algorithms/testdata/images/chelsea.png")),
+        image("china.jpg", include_bytes!("../../../../algorithms/testdata/images/china.jpg")),
+        image("flower.jpg", include_bytes!("../../../../algorithms/testdata/images/flower.jpg")),
     ] {
         samples.push(Sample { algorithm: "image_classifier", input, payload });
     }

@@ -1,0 +1,282 @@
+//! The one connection to the queue file, owned by a dedicated thread that commits in groups.
+//!
+//! SQLite calls block, so none runs on the async reactor: each operation is a closure sent to
+//! this thread. The thread runs everything waiting in one IMMEDIATE transaction (each operation
+//! in its own savepoint, so one failing leaves the others intact) and answers each caller only
+//! after COMMIT returned: an answer means durable. Grouping makes many concurrent publishes and
+//! acks cost one fsync between them instead of one each.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode};
+use tokio::sync::oneshot;
+
+use crate::BrokerError;
+
+/// The most operations one transaction takes, so a flood of callers cannot delay the first of
+/// them indefinitely.
+const MAX_GROUP: usize = 256;
+
+/// The schema version this code writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS messages (
+    -- AUTOINCREMENT: a lease is (seq, deliveries); reusing the seq of an acked row could let a
+    -- stale holder match a new message.
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue          TEXT NOT NULL,
+    message_id     TEXT,
+    body           BLOB NOT NULL,
+    reply_to       TEXT,
+    correlation_id TEXT,
+    headers        TEXT NOT NULL,
+    -- Unix ms after which a consumer may take it: publish time + delay, or its lease's end.
+    visible_at     INTEGER NOT NULL,
+    -- Times taken. Each take bumps it, so it doubles as the lease token. A row with
+    -- deliveries > 0 and visible_at in the future is leased; one with deliveries = 0 is delayed.
+    deliveries     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue, visible_at);
+CREATE INDEX IF NOT EXISTS messages_by_id ON messages (message_id);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    -- AUTOINCREMENT: the seq is the key a user replays by; it must never name another letter.
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue          TEXT NOT NULL,
+    message_id     TEXT,
+    body           BLOB NOT NULL,
+    reply_to       TEXT,
+    correlation_id TEXT,
+    headers        TEXT NOT NULL,
+    reason         TEXT NOT NULL,
+    attempts       INTEGER NOT NULL,
+    last_error     TEXT NOT NULL,
+    dead_at        INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_by_queue ON dead_letters (queue, seq);
+";
+
+/// The handle operations are sent through; the thread stops when the last handle is dropped.
+pub(super) struct Store {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+}
+
+impl Store {
+    /// Starts the thread and opens the file on it, so even opening never blocks the reactor.
+    pub(super) async fn open(path: &Path, busy_timeout: Duration) -> Result<Store, BrokerError> {
+        let (jobs, queued) = mpsc::channel();
+        let (opened, open_result) = oneshot::channel();
+        let path = path.to_owned();
+        std::thread::Builder::new()
+            .name("switchyard-sqlite".into())
+            .spawn(move || match open_connection(&path, busy_timeout) {
+                Ok(db) => {
+                    let _ = opened.send(Ok(()));
+                    serve(&db, &queued);
+                }
+                Err(error) => {
+                    let _ = opened.send(Err(error));
+                }
+            })
+            .map_err(|error| {
+                BrokerError::Fatal(format!("cannot start the SQLite thread: {error}"))
+            })?;
+        open_result.await.map_err(|_| stopped())??;
+        Ok(Store { jobs })
+    }
+
+    /// Runs `op` inside the next group transaction and returns its value once committed.
+    /// `what` names the operation in errors.
+    pub(super) async fn run<T, F>(&self, what: &'static str, op: F) -> Result<T, BrokerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Box::new(Operation { what, op, reply }))
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// One operation on its way through the thread.
+trait Job: Send {
+    /// Runs the operation inside the open transaction; its answer waits for the commit.
+    fn run(self: Box<Self>, db: &Connection) -> Box<dyn Pending>;
+    /// The transaction could not start: answers without running.
+    fn fail(self: Box<Self>, error: &rusqlite::Error);
+}
+
+/// An operation that ran and waits for its transaction's fate.
+trait Pending: Send {
+    fn settle(self: Box<Self>, commit: Result<(), &rusqlite::Error>);
+}
+
+struct Operation<T, F> {
+    what: &'static str,
+    op: F,
+    reply: oneshot::Sender<Result<T, BrokerError>>,
+}
+
+struct Ran<T> {
+    what: &'static str,
+    outcome: rusqlite::Result<T>,
+    reply: oneshot::Sender<Result<T, BrokerError>>,
+}
+
+impl<T, F> Job for Operation<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+{
+    fn run(self: Box<Self>, db: &Connection) -> Box<dyn Pending> {
+        let outcome = in_savepoint(db, self.op);
+        Box::new(Ran {
+            what: self.what,
+            outcome,
+            reply: self.reply,
+        })
+    }
+
+    fn fail(self: Box<Self>, error: &rusqlite::Error) {
+        let _ = self.reply.send(Err(classify(self.what, error)));
+    }
+}
+
+impl<T: Send> Pending for Ran<T> {
+    fn settle(self: Box<Self>, commit: Result<(), &rusqlite::Error>) {
+        let answer = match (self.outcome, commit) {
+            (Ok(value), Ok(())) => Ok(value),
+            (Err(error), _) => Err(classify(self.what, &error)),
+            (Ok(_), Err(error)) => Err(classify(self.what, error)),
+        };
+        // The caller may have given up waiting; the work is done either way.
+        let _ = self.reply.send(answer);
+    }
+}
+
+fn in_savepoint<T>(
+    db: &Connection,
+    op: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    db.execute_batch("SAVEPOINT operation")?;
+    match op(db) {
+        Ok(value) => {
+            db.execute_batch("RELEASE operation")?;
+            Ok(value)
+        }
+        Err(error) => {
+            // If even the rollback fails, the COMMIT below fails too and reports it.
+            let _ = db.execute_batch("ROLLBACK TO operation; RELEASE operation");
+            Err(error)
+        }
+    }
+}
+
+/// The thread's loop: take what is waiting, run it in one transaction, commit, answer.
+fn serve(db: &Connection, queued: &mpsc::Receiver<Box<dyn Job>>) {
+    while let Ok(first) = queued.recv() {
+        let group: Vec<Box<dyn Job>> = std::iter::once(first)
+            .chain(queued.try_iter().take(MAX_GROUP - 1))
+            .collect();
+        // IMMEDIATE takes the write lock up front (waiting up to busy_timeout for another
+        // process): a take's SELECT and UPDATE then see and change the same state.
+        if let Err(error) = db.execute_batch("BEGIN IMMEDIATE") {
+            group.into_iter().for_each(|job| job.fail(&error));
+            continue;
+        }
+        let ran: Vec<Box<dyn Pending>> = group.into_iter().map(|job| job.run(db)).collect();
+        let commit = db.execute_batch("COMMIT");
+        if commit.is_err() && !db.is_autocommit() {
+            let _ = db.execute_batch("ROLLBACK");
+        }
+        for pending in ran {
+            pending.settle(commit.as_ref().map(|_| ()));
+        }
+    }
+}
+
+fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, BrokerError> {
+    let unusable = |why: String| {
+        BrokerError::Fatal(format!("cannot use queue file {}: {why}", path.display()))
+    };
+    let db = Connection::open(path).map_err(|error| open_error(path, &error))?;
+    db.busy_timeout(busy_timeout)
+        .map_err(|error| open_error(path, &error))?;
+    let mode: String = db
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(|error| open_error(path, &error))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(unusable(format!(
+            "it cannot use write-ahead logging (journal mode {mode})"
+        )));
+    }
+    // FULL syncs the WAL on every commit: a confirmed publish survives a power cut, not just a
+    // killed process (NORMAL would only promise the latter).
+    db.pragma_update(None, "synchronous", "FULL")
+        .map_err(|error| open_error(path, &error))?;
+    let version: i64 = db
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(|error| open_error(path, &error))?;
+    match version {
+        0 => create_schema(&db).map_err(|error| open_error(path, &error))?,
+        SCHEMA_VERSION => {}
+        newer => {
+            return Err(unusable(format!(
+                "its schema version {newer} is newer than this build understands ({SCHEMA_VERSION})"
+            )));
+        }
+    }
+    Ok(db)
+}
+
+/// Idempotent, so two processes creating the same new file at once both succeed.
+fn create_schema(db: &Connection) -> rusqlite::Result<()> {
+    db.execute_batch("BEGIN IMMEDIATE")?;
+    let created = db
+        .execute_batch(SCHEMA)
+        .and_then(|()| db.pragma_update(None, "user_version", SCHEMA_VERSION));
+    match created {
+        Ok(()) => db.execute_batch("COMMIT"),
+        Err(error) => {
+            let _ = db.execute_batch("ROLLBACK");
+            Err(error)
+        }
+    }
+}
+
+fn open_error(path: &Path, error: &rusqlite::Error) -> BrokerError {
+    match classify("open the queue file", error) {
+        BrokerError::Fatal(_) => BrokerError::Fatal(format!(
+            "cannot open queue file {}: {error}",
+            path.display()
+        )),
+        transient => transient,
+    }
+}
+
+/// Busy, locked, full or failing disks pass; anything else (a corrupt or foreign file, a bug)
+/// fails the same way again.
+fn classify(what: &str, error: &rusqlite::Error) -> BrokerError {
+    let transient = matches!(
+        error.sqlite_error_code(),
+        Some(
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+        )
+    );
+    if transient {
+        BrokerError::Disconnected(format!("SQLite queue cannot {what} for now: {error}"))
+    } else {
+        BrokerError::Fatal(format!("SQLite queue failed to {what}: {error}"))
+    }
+}
+
+fn stopped() -> BrokerError {
+    BrokerError::Fatal("the SQLite queue thread stopped".into())
+}

@@ -1,0 +1,37 @@
+//! Where RabbitMQ is and which queues to use: the flags `controller`, `submit` and
+//! `dead-letters` share.
+
+use anyhow::Context;
+use switchyard_broker::QueueNames;
+use switchyard_broker::amqp::{AmqpBroker, AmqpConfig, QueueType};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct AmqpFlags {
+    /// RabbitMQ URL; the default vhost `/` is written `%2f`.
+    #[arg(
+        long,
+        env = "SWITCHYARD_AMQP",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        hide_env_values = true
+    )]
+    pub amqp: String,
+    /// The task queue; results go to `<queue>.results`, dead letters to `<queue>.dead`.
+    #[arg(long, env = "SWITCHYARD_QUEUE", default_value = "tasks")]
+    pub queue: String,
+    /// Type of the queues Switchyard declares; must match queues that already exist.
+    #[arg(long, env = "SWITCHYARD_QUEUE_TYPE", default_value = "classic")]
+    pub queue_type: QueueType,
+}
+
+impl AmqpFlags {
+    /// Connects and declares the topology.
+    pub async fn connect(&self) -> anyhow::Result<AmqpBroker> {
+        let config = AmqpConfig {
+            queue_type: self.queue_type,
+            ..AmqpConfig::new(self.amqp.clone(), QueueNames::new(self.queue.clone()))
+        };
+        AmqpBroker::connect(config)
+            .await
+            .with_context(|| format!("connecting to RabbitMQ for queue '{}'", self.queue))
+    }
+}

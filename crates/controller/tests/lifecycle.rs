@@ -1,0 +1,309 @@
+//! How the controller lives: concurrency, runners appearing late, lost connections, refused
+//! publishes and shutdown, over a MemoryBroker with fake runners.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::json;
+use switchyard_broker::memory::MemoryBroker;
+use switchyard_broker::{Broker, BrokerError, DeadLetter, Deliveries, Message};
+use switchyard_controller::{Controller, ControllerConfig, ControllerError};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use support::*;
+
+const WITHIN: Duration = Duration::from_secs(20);
+
+/// A runner whose every call takes `delay`.
+async fn slow_runner(delay: Duration) -> FakeRunner {
+    FakeRunner::start(move |call: Incoming| async move {
+        tokio::time::sleep(delay).await;
+        ok(call.payload)
+    })
+    .await
+}
+
+fn ids(results: &[switchyard_wire::TaskResult]) -> BTreeSet<String> {
+    results.iter().map(|result| result.id.clone()).collect()
+}
+
+#[tokio::test]
+async fn tasks_run_concurrently_up_to_the_limit() {
+    let runner = slow_runner(Duration::from_millis(300)).await;
+    let broker = MemoryBroker::new();
+    let registry = Registry::with(vec![runner.entry("r1", &["slow"])]);
+    let running = start(
+        &broker,
+        ControllerConfig {
+            concurrency: 4,
+            ..config()
+        },
+        &registry,
+    );
+    // The first registry read is done before timing starts.
+    submit(&broker, "warm-up", "slow", json!({})).await;
+    results(&broker, 1, WITHIN).await;
+
+    let started = Instant::now();
+    for n in 0..8 {
+        submit(&broker, &format!("t{n}"), "slow", json!({"n": n})).await;
+    }
+    results(&broker, 9, WITHIN).await;
+    let elapsed = started.elapsed();
+    running.stop().await.unwrap();
+
+    let serial = Duration::from_millis(8 * 300);
+    assert!(
+        elapsed < serial.mul_f64(0.6),
+        "8 tasks of 300 ms at concurrency 4 took {elapsed:?} (serial: {serial:?})"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_task_does_not_hold_up_the_others() {
+    let runner = FakeRunner::start(|call: Incoming| async move {
+        if call.algorithm == "slow" {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+        ok(call.payload)
+    })
+    .await;
+    let broker = MemoryBroker::new();
+    let registry = Registry::with(vec![runner.entry("r1", &["slow", "fast"])]);
+    let running = start(
+        &broker,
+        ControllerConfig {
+            concurrency: 2,
+            ..config()
+        },
+        &registry,
+    );
+
+    submit(&broker, "slow", "slow", json!({})).await;
+    for n in 0..6 {
+        submit(&broker, &format!("fast{n}"), "fast", json!({"n": n})).await;
+    }
+    let fast = results(&broker, 6, Duration::from_millis(2500)).await;
+    assert!(
+        fast.iter().all(|result| result.id.starts_with("fast")),
+        "{fast:?}"
+    );
+    results(&broker, 7, WITHIN).await;
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_runner_registered_after_the_controller_started_is_used() {
+    let broker = MemoryBroker::new();
+    let registry = Registry::default();
+    let config = ControllerConfig {
+        no_runner_deadline: Duration::from_secs(30),
+        ..config()
+    };
+    let running = start(&broker, config, &registry);
+
+    submit(&broker, "t-early", "late", json!({"hello": "world"})).await;
+    let metrics = running.controller.metrics().clone();
+    eventually(WITHIN, "a retry while no runner hosts 'late'", || {
+        metrics
+            .render()
+            .contains(r#"switchyard_controller_retries_total{algorithm="unrouted"}"#)
+    })
+    .await;
+    assert!(broker.results().is_empty());
+
+    let runner = FakeRunner::start(|call: Incoming| async move { ok(call.payload) }).await;
+    registry.add(runner.entry("late-runner", &["late"]));
+    let results = results(&broker, 1, WITHIN).await;
+    running.stop().await.unwrap();
+
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert_eq!(results[0].runner.as_deref(), Some(runner.base_url.as_str()));
+    assert!(results[0].attempts >= 2);
+}
+
+#[tokio::test]
+async fn shutdown_requeues_unfinished_tasks_and_loses_none() {
+    let runner = slow_runner(Duration::from_millis(400)).await;
+    let broker = MemoryBroker::new();
+    let registry = Registry::with(vec![runner.entry("r1", &["slow"])]);
+    let config = ControllerConfig {
+        concurrency: 2,
+        grace_period: Duration::from_millis(100),
+        ..config()
+    };
+    let all: BTreeSet<String> = (0..10).map(|n| format!("t{n}")).collect();
+    for id in &all {
+        submit(&broker, id, "slow", json!({})).await;
+    }
+    let running = start(&broker, config.clone(), &registry);
+    results(&broker, 2, WITHIN).await;
+    // Stop while the next calls are in flight: they cannot finish within the 100 ms grace.
+    eventually(WITHIN, "two more calls in flight", || {
+        runner.calls.count() >= 4
+    })
+    .await;
+    running.stop().await.unwrap();
+
+    let finished = ids(&broker.results().iter().map(decode).collect::<Vec<_>>());
+    let queued: BTreeSet<String> = broker
+        .queued_tasks()
+        .into_iter()
+        .filter_map(|m| m.id)
+        .collect();
+    assert_eq!(broker.unsettled(), 0, "every delivery settled or requeued");
+    assert!(
+        finished.is_disjoint(&queued),
+        "finished {finished:?}, queued {queued:?}"
+    );
+    assert_eq!(
+        finished.union(&queued).cloned().collect::<BTreeSet<_>>(),
+        all
+    );
+    assert!(
+        queued.len() >= 6,
+        "the in-flight tasks were requeued, not finished: {queued:?}"
+    );
+
+    let next = start(&broker, config, &registry);
+    let results = results(&broker, all.len(), WITHIN).await;
+    next.stop().await.unwrap();
+    assert_eq!(ids(&results), all);
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_tasks_finish_within_the_grace_period() {
+    let runner = slow_runner(Duration::from_millis(300)).await;
+    let broker = MemoryBroker::new();
+    let registry = Registry::with(vec![runner.entry("r1", &["slow"])]);
+    for n in 0..6 {
+        submit(&broker, &format!("t{n}"), "slow", json!({})).await;
+    }
+    let running = start(
+        &broker,
+        ControllerConfig {
+            concurrency: 3,
+            ..config()
+        },
+        &registry,
+    );
+    eventually(WITHIN, "three calls in flight", || {
+        runner.calls.count() >= 3
+    })
+    .await;
+    running.stop().await.unwrap();
+
+    assert_eq!(broker.results().len(), 3, "the three in flight finished");
+    assert_eq!(broker.queued_tasks().len(), 3, "the rest was never taken");
+    assert_eq!(broker.unsettled(), 0);
+}
+
+#[tokio::test]
+async fn consumption_resumes_after_the_connection_is_lost() {
+    let runner = slow_runner(Duration::from_millis(300)).await;
+    let broker = MemoryBroker::new();
+    let registry = Registry::with(vec![runner.entry("r1", &["slow"])]);
+    let running = start(&broker, config(), &registry);
+
+    submit(&broker, "before", "slow", json!({})).await;
+    eventually(WITHIN, "the first call in flight", || {
+        runner.calls.count() == 1
+    })
+    .await;
+    broker.disconnect();
+    submit(&broker, "after", "slow", json!({})).await;
+    eventually(WITHIN, "both tasks finished and settled", || {
+        let finished = ids(&broker.results().iter().map(decode).collect::<Vec<_>>());
+        finished.contains("before") && finished.contains("after") && broker.unsettled() == 0
+    })
+    .await;
+    let text = running.controller.metrics().render();
+    running.stop().await.unwrap();
+
+    assert!(
+        text.contains("switchyard_controller_reconnects_total 1"),
+        "{text}"
+    );
+    assert!(broker.queued_tasks().is_empty() && broker.dead_letters().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_result_publish_leaves_the_task_to_be_done_again() {
+    let runner = FakeRunner::start(|call: Incoming| async move { ok(call.payload) }).await;
+    let broker = MemoryBroker::new();
+    let registry = Registry::with(vec![runner.entry("r1", &["echo"])]);
+    submit(&broker, "t1", "echo", json!({"n": 1})).await;
+    broker.fail_next_publishes(1);
+    let running = start(&broker, config(), &registry);
+
+    let results = results(&broker, 1, WITHIN).await;
+    eventually(WITHIN, "the task settled", || broker.unsettled() == 0).await;
+    running.stop().await.unwrap();
+
+    assert_eq!(results.len(), 1);
+    assert!(results[0].is_ok());
+    assert_eq!(
+        runner.calls.count(),
+        2,
+        "the first outcome was never confirmed, so the task ran again"
+    );
+    assert!(broker.queued_tasks().is_empty());
+}
+
+/// A broker whose queue does not exist: consuming fails in a way reconnecting cannot fix.
+struct MissingQueue;
+
+#[async_trait]
+impl Broker for MissingQueue {
+    async fn consume_tasks(&self, _prefetch: u16) -> Result<Deliveries, BrokerError> {
+        Err(BrokerError::Fatal("queue 'tasks' does not exist".into()))
+    }
+    async fn publish_task(&self, _message: Message, _delay: Duration) -> Result<(), BrokerError> {
+        unreachable!("nothing is consumed, so nothing is published")
+    }
+    async fn publish_result(&self, _message: Message) -> Result<(), BrokerError> {
+        unreachable!("nothing is consumed, so nothing is published")
+    }
+    async fn dead_letter(&self, _letter: DeadLetter) -> Result<(), BrokerError> {
+        unreachable!("nothing is consumed, so nothing is published")
+    }
+}
+
+#[tokio::test]
+async fn a_fatal_broker_error_stops_the_controller_with_it() {
+    let controller =
+        Controller::new(Arc::new(MissingQueue), config(), Registry::default()).unwrap();
+    let error = tokio::time::timeout(WITHIN, controller.run(CancellationToken::new()))
+        .await
+        .expect("run returns")
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        ControllerError::Broker(BrokerError::Fatal(_))
+    ));
+    assert_eq!(
+        error.to_string(),
+        "broker error: queue 'tasks' does not exist"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_configuration_is_refused() {
+    let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
+    let config = ControllerConfig {
+        concurrency: 0,
+        ..config()
+    };
+    let Err(error) = Controller::new(broker, config, Registry::default()) else {
+        panic!("concurrency 0 is refused");
+    };
+    assert_eq!(
+        error.to_string(),
+        "invalid controller configuration: concurrency must be between 1 and 65535"
+    );
+}

@@ -1,0 +1,573 @@
+//! What becomes of a task, for each kind of runner answer: the controller over a MemoryBroker,
+//! calling fake runners over real HTTP.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Request;
+use axum::response::IntoResponse;
+use futures::StreamExt;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use switchyard_broker::memory::MemoryBroker;
+use switchyard_broker::{Broker, Message, ResultSource};
+use switchyard_controller::{ATTEMPTS_EXHAUSTED, ControllerConfig};
+use switchyard_wire::{ErrorKind, TaskError, TaskOutcome, headers};
+use tower::ServiceExt;
+
+use support::*;
+
+const WITHIN: Duration = Duration::from_secs(20);
+
+fn error_of(result: &switchyard_wire::TaskResult) -> &TaskError {
+    match &result.outcome {
+        TaskOutcome::Error { error } => error,
+        TaskOutcome::Ok { result } => panic!("expected an error result, got ok: {result}"),
+    }
+}
+
+#[tokio::test]
+async fn a_runner_answering_503_twice_then_200_gives_one_ok_result_after_3_attempts() {
+    let runner = FakeRunner::start(|call: Incoming| async move {
+        match call.n {
+            1 => {
+                let mut response = answer(503, json!({"message": "runner is full"}));
+                response
+                    .headers_mut()
+                    .insert("retry-after", "1".parse().unwrap());
+                response
+            }
+            2 => answer(503, json!({"message": "runner is full"})),
+            _ => ok(json!({"echo": call.payload})),
+        }
+    })
+    .await;
+    let broker = MemoryBroker::new();
+    let registry = Registry::with(vec![runner.entry("r1", &["flaky"])]);
+    let config = ControllerConfig {
+        token: Some("sekrit".into()),
+        ..config()
+    };
+    let running = start(&broker, config, &registry);
+
+    submit(&broker, "t-flaky", "flaky", json!({"text": "hi"})).await;
+    let results = results(&broker, 1, WITHIN).await;
+    running.stop().await.unwrap();
+
+    assert_eq!(results.len(), 1);
+    let result = &results[0];
+    assert_eq!(
+        result.outcome,
+        TaskOutcome::Ok {
+            result: json!({"echo": {"text": "hi"}})
+        }
+    );
+    assert_eq!(
+        (
+            result.id.as_str(),
+            result.algorithm.as_str(),
+            result.attempts
+        ),
+        ("t-flaky", "flaky", 3)
+    );
+    assert_eq!(result.runner.as_deref(), Some(runner.base_url.as_str()));
+    assert!(broker.dead_letters().is_empty());
+    assert_eq!(
+        (
+            broker.queued_tasks().len(),
+            broker.delayed_tasks(),
+            broker.unsettled()
+        ),
+        (0, 0, 0)
+    );
+
+    let calls = runner.calls.all();
+    assert_eq!(calls.len(), 3);
+    assert!(
+        calls[1].at - calls[0].at >= Duration::from_secs(1),
+        "Retry-After: 1 is a minimum delay, got {:?}",
+        calls[1].at - calls[0].at
+    );
+    for (attempt, call) in (1..).zip(&calls) {
+        assert_eq!(call.payload, json!({"text": "hi"}));
+        assert_eq!(call.headers[headers::TASK_ID], "t-flaky");
+        assert_eq!(
+            call.headers[headers::TRACEPARENT],
+            headers::traceparent_for("t-flaky", attempt).as_str()
+        );
+        assert_eq!(call.headers["authorization"], "Bearer sekrit");
+    }
+}
+
+#[tokio::test]
+async fn a_dead_replica_is_failed_over_to_the_live_one() {
+    let live = FakeRunner::start(|call: Incoming| async move { ok(call.payload) }).await;
+    let broker = MemoryBroker::new();
+    let registry = Registry::with(vec![
+        entry("dead", &dead_url().await, &["echo"]),
+        live.entry("live", &["echo"]),
+    ]);
+    let running = start(&broker, config(), &registry);
+
+    for n in 0..8 {
+        submit(&broker, &format!("t{n}"), "echo", json!({"n": n})).await;
+    }
+    let results = results(&broker, 8, WITHIN).await;
+    running.stop().await.unwrap();
+
+    for result in &results {
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(result.runner.as_deref(), Some(live.base_url.as_str()));
+        assert!(
+            result.attempts <= 2,
+            "at most the dead replica, then the live one: {result:?}"
+        );
+    }
+    assert!(broker.dead_letters().is_empty());
+    assert_eq!(
+        broker.delayed_tasks(),
+        0,
+        "fail-over needs no delayed retry"
+    );
+}
+
+#[tokio::test]
+async fn a_400_is_dead_lettered_at_once_with_the_runners_message() {
+    let runner = FakeRunner::start(|_call: Incoming| async {
+        answer(400, json!({"message": "Task body missing field 'url'"}))
+    })
+    .await;
+    let broker = MemoryBroker::new();
+    let registry = Registry::with(vec![runner.entry("r1", &["meme_classifier"])]);
+    let running = start(&broker, config(), &registry);
+
+    let mut task =
+        Message::new(r#"{"algorithm":"meme_classifier","payload":{"link":"x"}}"#).with_id("t-400");
+    task.headers.insert("x-producer".into(), "kept".into());
+    broker
+        .publish_task(task.clone(), Duration::ZERO)
+        .await
+        .unwrap();
+    let results = results(&broker, 1, WITHIN).await;
+    running.stop().await.unwrap();
+
+    let letters = broker.dead_letters();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        letters[0].message, task,
+        "the dead letter keeps body and properties"
+    );
+    assert_eq!(
+        (letters[0].reason.as_str(), letters[0].attempts),
+        ("rejected", 1)
+    );
+    assert_eq!(letters[0].last_error, "Task body missing field 'url'");
+    assert_eq!(
+        error_of(&results[0]),
+        &TaskError {
+            kind: ErrorKind::Rejected,
+            message: "Task body missing field 'url'".into(),
+            status: Some(400),
+        }
+    );
+    assert_eq!(
+        (results[0].attempts, results[0].runner.as_deref()),
+        (1, Some(runner.base_url.as_str()))
+    );
+    assert_eq!(
+        runner.calls.count(),
+        1,
+        "a permanent failure is not retried"
+    );
+}
+
+#[tokio::test]
+async fn a_runner_failing_every_time_exhausts_the_attempts() {
+    let runner = FakeRunner::start(|_call: Incoming| async {
+        answer(500, json!({"message": "Internal error", "error": "boom"}))
+    })
+    .await;
+    let broker = MemoryBroker::new();
+    let registry = Registry::with(vec![runner.entry("r1", &["broken"])]);
+    let running = start(
+        &broker,
+        ControllerConfig {
+            max_attempts: 3,
+            ..config()
+        },
+        &registry,
+    );
+
+    submit(&broker, "t-500", "broken", json!({})).await;
+    let results = results(&broker, 1, WITHIN).await;
+    running.stop().await.unwrap();
+
+    let letters = broker.dead_letters();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        (letters[0].reason.as_str(), letters[0].attempts),
+        (ATTEMPTS_EXHAUSTED, 3)
+    );
+    assert_eq!(letters[0].last_error, "Internal error: boom");
+    assert_eq!(
+        letters[0].message.header(headers::ATTEMPTS),
+        Some("2"),
+        "the last delivery as it was"
+    );
+    let error = error_of(&results[0]);
+    assert_eq!(
+        (error.kind, error.status),
+        (ErrorKind::Unavailable, Some(500))
+    );
+    assert_eq!(results[0].attempts, 3);
+    assert_eq!(runner.calls.count(), 3);
+}
+
+#[tokio::test]
+async fn a_call_slower_than_its_algorithms_timeout_is_retried_then_given_up() {
+    let runner = FakeRunner::start(|_call: Incoming| async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        ok(json!("too late"))
+    })
+    .await;
+    let broker = MemoryBroker::new();
+    let registry = Registry::with(vec![runner.entry("r1", &["sluggish"])]);
+    let mut config = ControllerConfig {
+        max_attempts: 2,
+        ..config()
+    };
+    config.timeouts.per_algorithm =
+        BTreeMap::from([("sluggish".to_string(), Duration::from_millis(200))]);
+    let running = start(&broker, config, &registry);
+
+    submit(&broker, "t-slow", "sluggish", json!({})).await;
+    let results = results(&broker, 1, WITHIN).await;
+    running.stop().await.unwrap();
+
+    let error = error_of(&results[0]);
+    assert_eq!((error.kind, error.status), (ErrorKind::Unavailable, None));
+    assert_eq!(error.message, "runner did not answer within 200ms");
+    assert_eq!(broker.dead_letters()[0].reason, ATTEMPTS_EXHAUSTED);
+    assert_eq!(runner.calls.count(), 2);
+}
+
+#[tokio::test]
+async fn a_2xx_without_result_is_a_bad_response() {
+    let runner =
+        FakeRunner::start(|_call: Incoming| async { answer(200, json!({"label": "x"})) }).await;
+    let broker = MemoryBroker::new();
+    let registry = Registry::with(vec![runner.entry("r1", &["odd"])]);
+    let running = start(&broker, config(), &registry);
+
+    submit(&broker, "t-odd", "odd", json!({})).await;
+    let results = results(&broker, 1, WITHIN).await;
+    running.stop().await.unwrap();
+
+    assert_eq!(error_of(&results[0]).kind, ErrorKind::BadResponse);
+    assert_eq!(
+        (
+            broker.dead_letters()[0].reason.as_str(),
+            runner.calls.count()
+        ),
+        ("bad_response", 1)
+    );
+}
+
+#[tokio::test]
+async fn a_404_from_a_runner_that_dropped_the_algorithm_goes_to_the_one_that_has_it() {
+    let broker = MemoryBroker::new();
+    let registry = Registry::default();
+    let good = FakeRunner::start(|_call: Incoming| async { ok(json!("from good")) }).await;
+    let good_entry = good.entry("good", &["moved"]);
+    let stale = FakeRunner::start({
+        let registry = registry.clone();
+        move |_call: Incoming| {
+            // The runner restarted without the algorithm and re-registered.
+            registry.set(vec![good_entry.clone()]);
+            async { answer(404, json!({"message": "no algorithm 'moved' here"})) }
+        }
+    })
+    .await;
+    registry.set(vec![stale.entry("stale", &["moved"])]);
+    let running = start(&broker, config(), &registry);
+
+    submit(&broker, "t-moved", "moved", json!({})).await;
+    let results = results(&broker, 1, WITHIN).await;
+    running.stop().await.unwrap();
+
+    assert_eq!(
+        results[0].outcome,
+        TaskOutcome::Ok {
+            result: json!("from good")
+        }
+    );
+    assert_eq!(
+        (results[0].attempts, results[0].runner.as_deref()),
+        (2, Some(good.base_url.as_str()))
+    );
+    assert!(broker.dead_letters().is_empty());
+}
+
+#[tokio::test]
+async fn a_404_from_a_runner_still_registered_for_the_algorithm_is_permanent() {
+    let runner = FakeRunner::start(|_call: Incoming| async {
+        answer(
+            404,
+            json!({"message": "Error fetching request image, received 404"}),
+        )
+    })
+    .await;
+    let broker = MemoryBroker::new();
+    let registry = Registry::with(vec![runner.entry("r1", &["meme_classifier"])]);
+    let running = start(&broker, config(), &registry);
+
+    submit(
+        &broker,
+        "t-404",
+        "meme_classifier",
+        json!({"url": "http://x/missing.png"}),
+    )
+    .await;
+    let results = results(&broker, 1, WITHIN).await;
+    running.stop().await.unwrap();
+
+    let error = error_of(&results[0]);
+    assert_eq!((error.kind, error.status), (ErrorKind::Rejected, Some(404)));
+    assert_eq!(error.message, "Error fetching request image, received 404");
+    assert_eq!(
+        (
+            broker.dead_letters()[0].reason.as_str(),
+            runner.calls.count()
+        ),
+        ("rejected", 1)
+    );
+}
+
+#[tokio::test]
+async fn an_algorithm_no_runner_hosts_is_dead_lettered_after_the_deadline() {
+    let broker = MemoryBroker::new();
+    let echo = FakeRunner::start(|call: Incoming| async move { ok(call.payload) }).await;
+    let registry = Registry::with(vec![echo.entry("r1", &["echo"])]);
+    let deadline = Duration::from_millis(600);
+    let running = start(
+        &broker,
+        ControllerConfig {
+            no_runner_deadline: deadline,
+            ..config()
+        },
+        &registry,
+    );
+
+    submit(&broker, "t-ghost", "ghost", json!({})).await;
+    let results = results(&broker, 1, WITHIN).await;
+    running.stop().await.unwrap();
+
+    let error = error_of(&results[0]);
+    assert_eq!(error.kind, ErrorKind::NoRunner);
+    assert!(
+        error
+            .message
+            .starts_with("no runner hosts algorithm 'ghost' (registered: echo)"),
+        "{}",
+        error.message
+    );
+    assert!(results[0].duration_ms >= 600, "{:?}", results[0]);
+    assert!(
+        results[0].attempts >= 2,
+        "routing was retried before giving up: {:?}",
+        results[0]
+    );
+    let letters = broker.dead_letters();
+    assert_eq!(
+        (letters.len(), letters[0].reason.as_str()),
+        (1, "no_runner")
+    );
+    assert_eq!(echo.calls.count(), 0);
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_tasks_are_dead_lettered_and_consumption_goes_on() {
+    let runner = FakeRunner::start(|call: Incoming| async move { ok(call.payload) }).await;
+    let broker = MemoryBroker::new();
+    let registry = Registry::with(vec![runner.entry("r1", &["echo"])]);
+    let running = start(&broker, config(), &registry);
+
+    let no_id = Message::new("this is not json");
+    let bad_algorithm = Message::new(r#"{"algorithm": 5}"#).with_id("t-alg");
+    let no_algorithm = Message::new(r#"{"url": "http://x"}"#).with_id("t-noalg");
+    for message in [&no_id, &bad_algorithm, &no_algorithm] {
+        broker
+            .publish_task(message.clone(), Duration::ZERO)
+            .await
+            .unwrap();
+    }
+    submit(&broker, "t-good", "echo", json!({"fine": true})).await;
+    let results = results(&broker, 4, WITHIN).await;
+    running.stop().await.unwrap();
+
+    let by_id = |id: &str| {
+        results
+            .iter()
+            .find(|r| r.id == id)
+            .unwrap_or_else(|| panic!("no result for {id}"))
+    };
+    assert!(by_id("t-good").is_ok());
+    let letters = broker.dead_letters();
+    assert_eq!(letters.len(), 3);
+    assert!(
+        letters
+            .iter()
+            .all(|letter| letter.reason == "invalid_task" && letter.attempts == 0)
+    );
+
+    let generated = letters
+        .iter()
+        .find(|l| l.message.body == no_id.body)
+        .expect("the non-JSON body, byte for byte");
+    let generated_id = generated.message.id.clone().expect("a generated id");
+    let error = error_of(by_id(&generated_id));
+    assert_eq!(error.kind, ErrorKind::InvalidTask);
+    assert!(
+        error.message.starts_with("task body is not valid JSON"),
+        "{}",
+        error.message
+    );
+    assert_eq!(
+        error_of(by_id("t-alg")).message,
+        "task field 'algorithm' must be a non-empty string"
+    );
+    assert_eq!(
+        error_of(by_id("t-noalg")).message,
+        "task has no 'algorithm' and no default algorithm is configured"
+    );
+    assert_eq!(runner.calls.count(), 1);
+}
+
+#[tokio::test]
+async fn a_part_two_body_goes_to_the_default_algorithm() {
+    let runner = FakeRunner::start(|_call: Incoming| async {
+        ok(json!({"label": "matrix_morpheus", "score": 0.99}))
+    })
+    .await;
+    let broker = MemoryBroker::new();
+    let registry = Registry::with(vec![runner.entry("r1", &["meme_classifier"])]);
+    let config = ControllerConfig {
+        default_algorithm: Some("meme_classifier".into()),
+        ..config()
+    };
+    let running = start(&broker, config, &registry);
+
+    let body = r#"{"url": "http://images/morpheus.jpg"}"#;
+    broker
+        .publish_task(Message::new(body).with_id("t-part2"), Duration::ZERO)
+        .await
+        .unwrap();
+    let results = results(&broker, 1, WITHIN).await;
+    running.stop().await.unwrap();
+
+    assert_eq!(results[0].algorithm, "meme_classifier");
+    assert!(results[0].is_ok());
+    let calls = runner.calls.all();
+    assert_eq!(
+        (calls[0].algorithm.as_str(), &calls[0].payload),
+        (
+            "meme_classifier",
+            &json!({"url": "http://images/morpheus.jpg"})
+        )
+    );
+}
+
+#[tokio::test]
+async fn results_go_to_reply_to_or_else_to_the_results_queue() {
+    let runner = FakeRunner::start(|call: Incoming| async move { ok(call.payload) }).await;
+    let broker = MemoryBroker::new();
+    let registry = Registry::with(vec![runner.entry("r1", &["echo"])]);
+    let running = start(&broker, config(), &registry);
+
+    let mut rpc =
+        Message::new(br#"{"algorithm":"echo","payload":{"rpc":true}}"#.to_vec()).with_id("t-rpc");
+    rpc.reply_to = Some("replies-1".into());
+    rpc.correlation_id = Some("corr-9".into());
+    broker.publish_task(rpc, Duration::ZERO).await.unwrap();
+    let published = broker.wait_for_results(1, WITHIN).await;
+    submit(&broker, "t-plain", "echo", json!({"rpc": false})).await;
+    let mut queued = broker.consume_results(4).await.unwrap();
+    let plain = tokio::time::timeout(WITHIN, queued.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    running.stop().await.unwrap();
+
+    assert_eq!(published[0].reply_to.as_deref(), Some("replies-1"));
+    assert_eq!(published[0].correlation_id.as_deref(), Some("corr-9"));
+    assert_eq!(decode(&published[0]).id, "t-rpc");
+    assert_eq!(plain.message.reply_to, None);
+    assert_eq!(plain.message.correlation_id.as_deref(), Some("t-plain"));
+    assert_eq!(
+        decode(&plain.message).outcome,
+        TaskOutcome::Ok {
+            result: json!({"rpc": false})
+        }
+    );
+    plain.ack().await.unwrap();
+}
+
+#[tokio::test]
+async fn metrics_count_tasks_by_algorithm_and_outcome() {
+    let runner = FakeRunner::start(|call: Incoming| async move {
+        match call.payload["fail"].as_bool() {
+            Some(true) => answer(422, json!({"message": "nope"})),
+            _ => ok(Value::Null),
+        }
+    })
+    .await;
+    let broker = MemoryBroker::new();
+    let registry = Registry::with(vec![runner.entry("r1", &["echo"])]);
+    let running = start(&broker, config(), &registry);
+
+    submit(&broker, "t-ok", "echo", json!({"fail": false})).await;
+    submit(&broker, "t-no", "echo", json!({"fail": true})).await;
+    broker
+        .publish_task(Message::new("garbage").with_id("t-bad"), Duration::ZERO)
+        .await
+        .unwrap();
+    results(&broker, 3, WITHIN).await;
+    eventually(WITHIN, "every task settled", || broker.unsettled() == 0).await;
+
+    let response = running
+        .controller
+        .metrics()
+        .router()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap()
+        .into_response();
+    assert_eq!(response.status(), 200);
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    running.stop().await.unwrap();
+
+    for line in [
+        r#"switchyard_controller_tasks_total{algorithm="echo",outcome="ok"} 1"#,
+        r#"switchyard_controller_tasks_total{algorithm="echo",outcome="rejected"} 1"#,
+        r#"switchyard_controller_tasks_total{algorithm="unrouted",outcome="invalid_task"} 1"#,
+        r#"switchyard_controller_attempts_total{algorithm="echo",result="ok"} 1"#,
+        r#"switchyard_controller_attempts_total{algorithm="echo",result="rejected"} 1"#,
+        r#"switchyard_controller_task_duration_seconds_count{algorithm="echo"} 2"#,
+        "switchyard_controller_tasks_in_flight 0",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in\n{text}");
+    }
+}

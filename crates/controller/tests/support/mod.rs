@@ -1,0 +1,279 @@
+//! Test kit: fake runners on ephemeral ports, a registry the test edits, and a controller
+//! running over a `MemoryBroker`.
+
+#![allow(dead_code)] // each test binary uses its own part of the kit
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::extract::{Json, Path};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::post;
+use serde_json::{Value, json};
+use switchyard_broker::memory::MemoryBroker;
+use switchyard_broker::{Broker, Message};
+use switchyard_controller::{
+    Backoff, Controller, ControllerConfig, ControllerError, RunnerSource, SourceError, Timeouts,
+};
+use switchyard_wire::discovery::{AlgorithmInfo, RunnerEntry};
+use switchyard_wire::{Task, TaskResult};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Settings that keep tests fast: short backoff, on-demand registry reads almost immediate.
+pub fn config() -> ControllerConfig {
+    ControllerConfig {
+        concurrency: 4,
+        max_attempts: 5,
+        backoff: Backoff {
+            base: Duration::from_millis(20),
+            cap: Duration::from_millis(200),
+        },
+        timeouts: Timeouts {
+            default: Duration::from_secs(5),
+            ..Timeouts::default()
+        },
+        no_runner_deadline: Duration::from_secs(5),
+        grace_period: Duration::from_secs(5),
+        registry_refresh: Duration::from_secs(30),
+        registry_min_refresh: Duration::from_millis(20),
+        ..ControllerConfig::default()
+    }
+}
+
+/// One call a fake runner received.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub at: Instant,
+    pub algorithm: String,
+    pub headers: HeaderMap,
+    pub payload: Value,
+}
+
+/// Every call a fake runner received, in order.
+#[derive(Clone, Default)]
+pub struct Calls(Arc<Mutex<Vec<Call>>>);
+
+impl Calls {
+    pub fn all(&self) -> Vec<Call> {
+        self.0.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    fn record(&self, call: Call) -> usize {
+        let mut calls = self.0.lock().unwrap();
+        calls.push(call);
+        calls.len()
+    }
+}
+
+/// What a fake runner is asked: the call's number (1-based, across algorithms), algorithm and
+/// payload.
+pub struct Incoming {
+    pub n: usize,
+    pub algorithm: String,
+    pub payload: Value,
+}
+
+/// An HTTP server on 127.0.0.1:0 answering `POST /run/{algorithm}` with `answer`.
+pub struct FakeRunner {
+    pub base_url: String,
+    pub calls: Calls,
+    server: JoinHandle<()>,
+}
+
+impl FakeRunner {
+    pub async fn start<F, Fut>(answer: F) -> Self
+    where
+        F: Fn(Incoming) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response> + Send + 'static,
+    {
+        let calls = Calls::default();
+        let recorder = calls.clone();
+        let router = Router::new().route(
+            "/run/{algorithm}",
+            post(
+                move |Path(algorithm): Path<String>,
+                      headers: HeaderMap,
+                      Json(payload): Json<Value>| {
+                    let answer = answer.clone();
+                    let n = recorder.record(Call {
+                        at: Instant::now(),
+                        algorithm: algorithm.clone(),
+                        headers,
+                        payload: payload.clone(),
+                    });
+                    async move {
+                        answer(Incoming {
+                            n,
+                            algorithm,
+                            payload,
+                        })
+                        .await
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        FakeRunner {
+            base_url,
+            calls,
+            server,
+        }
+    }
+
+    /// The registry entry announcing this runner with `algorithms`.
+    pub fn entry(&self, id: &str, algorithms: &[&str]) -> RunnerEntry {
+        entry(id, &self.base_url, algorithms)
+    }
+}
+
+impl Drop for FakeRunner {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// A `{"result": ...}` answer.
+pub fn ok(result: Value) -> Response {
+    answer(200, json!({ "result": result }))
+}
+
+pub fn answer(status: u16, body: Value) -> Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::from_u16(status).unwrap(),
+        Json(body),
+    )
+        .into_response()
+}
+
+pub fn entry(id: &str, base_url: &str, algorithms: &[&str]) -> RunnerEntry {
+    RunnerEntry {
+        id: id.into(),
+        base_url: base_url.into(),
+        algorithms: algorithms
+            .iter()
+            .map(|name| AlgorithmInfo {
+                name: name.to_string(),
+                schema: json!({"type": "object"}),
+            })
+            .collect(),
+        capacity: 4,
+        legacy: false,
+        healthy: true,
+        last_heartbeat_ms_ago: 0,
+    }
+}
+
+/// A base URL nothing listens on: connecting to it is refused.
+pub async fn dead_url() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    url
+}
+
+/// The registry, as the test sets it.
+#[derive(Clone, Default)]
+pub struct Registry(Arc<Mutex<Vec<RunnerEntry>>>);
+
+impl Registry {
+    pub fn with(entries: Vec<RunnerEntry>) -> Self {
+        Registry(Arc::new(Mutex::new(entries)))
+    }
+
+    pub fn set(&self, entries: Vec<RunnerEntry>) {
+        *self.0.lock().unwrap() = entries;
+    }
+
+    pub fn add(&self, entry: RunnerEntry) {
+        self.0.lock().unwrap().push(entry);
+    }
+}
+
+#[async_trait]
+impl RunnerSource for Registry {
+    async fn runners(&self) -> Result<Vec<RunnerEntry>, SourceError> {
+        Ok(self.0.lock().unwrap().clone())
+    }
+}
+
+/// A controller running in the background.
+pub struct Running {
+    pub controller: Arc<Controller>,
+    shutdown: CancellationToken,
+    handle: JoinHandle<Result<(), ControllerError>>,
+}
+
+pub fn start(broker: &MemoryBroker, config: ControllerConfig, registry: &Registry) -> Running {
+    let broker: Arc<dyn Broker> = Arc::new(broker.clone());
+    let controller = Arc::new(Controller::new(broker, config, registry.clone()).unwrap());
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn({
+        let controller = controller.clone();
+        let shutdown = shutdown.clone();
+        async move { controller.run(shutdown).await }
+    });
+    Running {
+        controller,
+        shutdown,
+        handle,
+    }
+}
+
+impl Running {
+    /// Signals shutdown and waits for `run` to return.
+    pub async fn stop(self) -> Result<(), ControllerError> {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(15), self.handle)
+            .await
+            .expect("the controller stops within 15 s")
+            .expect("the controller does not panic")
+    }
+}
+
+pub async fn submit(broker: &MemoryBroker, id: &str, algorithm: &str, payload: Value) {
+    let message = Message::new(Task::new(algorithm, payload).to_json_bytes()).with_id(id);
+    broker.publish_task(message, Duration::ZERO).await.unwrap();
+}
+
+pub fn decode(message: &Message) -> TaskResult {
+    serde_json::from_slice(&message.body).expect("a result body is a TaskResult")
+}
+
+/// Waits for `count` results and decodes them; panics if they do not come within `within`.
+pub async fn results(broker: &MemoryBroker, count: usize, within: Duration) -> Vec<TaskResult> {
+    let messages = broker.wait_for_results(count, within).await;
+    assert!(
+        messages.len() >= count,
+        "expected {count} results within {within:?}, got {}: {:?}",
+        messages.len(),
+        messages.iter().map(decode).collect::<Vec<_>>()
+    );
+    messages.iter().map(decode).collect()
+}
+
+/// Polls `condition` every 10 ms until it holds; panics after `within`.
+pub async fn eventually(within: Duration, what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
