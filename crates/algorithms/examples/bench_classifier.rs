@@ -59,15 +59,26 @@ fn resize_with_image_crate(image: &RgbImage, model: &Model) -> RgbImage {
     let (width, height) = preprocessing.resized_size(image.width(), image.height());
     let resized = imageops::resize(image, width, height, FilterType::Triangle);
     let crop = preprocessing.crop;
-    imageops::crop_imm(&resized, (width - crop) / 2, (height - crop) / 2, crop, crop).to_image()
+    imageops::crop_imm(
+        &resized,
+        (width - crop) / 2,
+        (height - crop) / 2,
+        crop,
+        crop,
+    )
+    .to_image()
 }
 
 fn engines() -> Vec<EngineChoice> {
     let mut engines = vec![EngineChoice::Tract];
-    if cfg!(feature = "onnxruntime") && switchyard_algorithms::classifier::onnxruntime_library().is_some() {
+    if cfg!(feature = "onnxruntime")
+        && switchyard_algorithms::classifier::onnxruntime_library().is_some()
+    {
         engines.push(EngineChoice::OnnxRuntime);
     } else {
-        println!("ONNX Runtime not measured: build with --features onnxruntime and set ORT_DYLIB_PATH");
+        println!(
+            "ONNX Runtime not measured: build with --features onnxruntime and set ORT_DYLIB_PATH"
+        );
     }
     engines
 }
@@ -83,7 +94,11 @@ async fn main() {
         };
         let started = Instant::now();
         let model = Arc::new(Model::load(&options, cores).expect("model loads"));
-        println!("== {} (loaded in {})", model.engine_name(), ms(started.elapsed()));
+        println!(
+            "== {} (loaded in {})",
+            model.engine_name(),
+            ms(started.elapsed())
+        );
 
         let input = vec![0.0f32; model.preprocessing().input_len()];
         let inference = median(|| {
@@ -99,7 +114,11 @@ async fn main() {
             let per_image = median(|| {
                 black_box(model.logits(&inputs, batch).unwrap());
             }) / batch as u32;
-            println!("  inference, batch {batch}, per image: {} ({})", ms(per_image), ratio(per_image, inference));
+            println!(
+                "  inference, batch {batch}, per image: {} ({})",
+                ms(per_image),
+                ratio(per_image, inference)
+            );
         }
 
         for name in IMAGES {
@@ -171,14 +190,47 @@ async fn main() {
             }
             let per_second = calls as f64 / started.elapsed().as_secs_f64();
 
-            println!("  {name} ({}x{}, {} KB)", image.width(), image.height(), bytes.len() / 1024);
-            println!("    read base64 payload:            {} ({})", ms(reading), ratio(reading, inference));
-            println!("    decode:                         {} ({})", ms(decoding), ratio(decoding, inference));
-            println!("    resize+crop, fast_image_resize: {} ({})", ms(fast_resize), ratio(fast_resize, inference));
-            println!("    resize+crop, image crate:       {} ({})", ms(image_resize), ratio(image_resize, inference));
-            println!("    normalise to NCHW:              {} ({})", ms(normalizing), ratio(normalizing, inference));
-            println!("    preprocess+infer+softmax:       {} ({})", ms(classifying), ratio(classifying, inference));
-            println!("    end to end (base64 payload):    {} ({})", ms(end_to_end), ratio(end_to_end, inference));
+            println!(
+                "  {name} ({}x{}, {} KB)",
+                image.width(),
+                image.height(),
+                bytes.len() / 1024
+            );
+            println!(
+                "    read base64 payload:            {} ({})",
+                ms(reading),
+                ratio(reading, inference)
+            );
+            println!(
+                "    decode:                         {} ({})",
+                ms(decoding),
+                ratio(decoding, inference)
+            );
+            println!(
+                "    resize+crop, fast_image_resize: {} ({})",
+                ms(fast_resize),
+                ratio(fast_resize, inference)
+            );
+            println!(
+                "    resize+crop, image crate:       {} ({})",
+                ms(image_resize),
+                ratio(image_resize, inference)
+            );
+            println!(
+                "    normalise to NCHW:              {} ({})",
+                ms(normalizing),
+                ratio(normalizing, inference)
+            );
+            println!(
+                "    preprocess+infer+softmax:       {} ({})",
+                ms(classifying),
+                ratio(classifying, inference)
+            );
+            println!(
+                "    end to end (base64 payload):    {} ({})",
+                ms(end_to_end),
+                ratio(end_to_end, inference)
+            );
             println!(
                 "    throughput, {calls} calls {cores} at a time: {per_second:.1} images/s ({:.2}x of {cores} cores at the ceiling)",
                 per_second * inference.as_secs_f64() / cores as f64

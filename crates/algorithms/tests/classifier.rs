@@ -58,7 +58,10 @@ fn assert_matches_reference(model: &Model) -> f32 {
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map(|(label, _)| label.as_str())
             .unwrap();
-        assert!(accepted.contains(&best), "{image}: {best}, expected one of {accepted:?}");
+        assert!(
+            accepted.contains(&best),
+            "{image}: {best}, expected one of {accepted:?}"
+        );
         for expected in reference["images"][image].as_array().unwrap() {
             let label = expected["label"].as_str().unwrap();
             let gap = (scores[label] - expected["score"].as_f64().unwrap() as f32).abs();
@@ -70,7 +73,10 @@ fn assert_matches_reference(model: &Model) -> f32 {
             largest_gap = largest_gap.max(gap);
         }
     }
-    eprintln!("{}: largest gap to the reference {largest_gap}", model.engine_name());
+    eprintln!(
+        "{}: largest gap to the reference {largest_gap}",
+        model.engine_name()
+    );
     largest_gap
 }
 
@@ -98,7 +104,10 @@ mod onnxruntime {
             ..ClassifierOptions::default()
         };
         let model = Model::load(&options, 2).unwrap_or_else(|error| {
-            panic!("ORT_DYLIB_PATH={} does not load: {error}", library.display())
+            panic!(
+                "ORT_DYLIB_PATH={} does not load: {error}",
+                library.display()
+            )
         });
         Some(model)
     }
@@ -133,7 +142,9 @@ mod onnxruntime {
     fn onnxruntime_runs_concurrent_calls_on_its_session_pool() {
         let Some(model) = model() else { return };
         let model = Arc::new(model);
-        let image = decode(&image_bytes("coffee.png"), u64::MAX).unwrap().into_rgb8();
+        let image = decode(&image_bytes("coffee.png"), u64::MAX)
+            .unwrap()
+            .into_rgb8();
         let image = Arc::new(image);
         let calls: Vec<_> = (0..6)
             .map(|_| {
@@ -161,12 +172,19 @@ async fn answers_the_label_and_the_top_k() {
     assert!((0.9..=1.0).contains(&score), "{answer}");
     assert!(answer.get("top").is_none(), "no top unless asked: {answer}");
 
-    let answer = serde_json::to_value(classifier.classify(payload(Some(3))).await.unwrap()).unwrap();
+    let answer =
+        serde_json::to_value(classifier.classify(payload(Some(3))).await.unwrap()).unwrap();
     let top = answer["top"].as_array().unwrap();
     assert_eq!(top.len(), 3);
-    assert_eq!(top[0], json!({"label": answer["label"], "score": answer["score"]}));
+    assert_eq!(
+        top[0],
+        json!({"label": answer["label"], "score": answer["score"]})
+    );
     let scores: Vec<f64> = top.iter().map(|s| s["score"].as_f64().unwrap()).collect();
-    assert!(scores.windows(2).all(|pair| pair[0] >= pair[1]), "{scores:?}");
+    assert!(
+        scores.windows(2).all(|pair| pair[0] >= pair[1]),
+        "{scores:?}"
+    );
 }
 
 #[tokio::test]
@@ -179,7 +197,10 @@ async fn refuses_a_top_k_out_of_range_before_fetching() {
         };
         let error = classifier.classify(payload).await.unwrap_err();
         assert_eq!(error.status(), 400);
-        assert_eq!(error.to_string(), format!("top_k must be between 1 and 20, got {top_k}"));
+        assert_eq!(
+            error.to_string(),
+            format!("top_k must be between 1 and 20, got {top_k}")
+        );
     }
 }
 
@@ -187,11 +208,17 @@ async fn refuses_a_top_k_out_of_range_before_fetching() {
 fn the_payload_schema_names_the_image_fields_and_refuses_others() {
     let schema = schema_of::<ImageClassifierPayload>();
     for field in ["image_url", "image_base64", "top_k"] {
-        assert!(schema["properties"].get(field).is_some(), "{field}: {schema}");
+        assert!(
+            schema["properties"].get(field).is_some(),
+            "{field}: {schema}"
+        );
     }
     let payload: ImageClassifierPayload =
         parse_payload(json!({"image_url": "http://example.com/a.png", "top_k": 2})).unwrap();
-    assert_eq!(payload.image.image_url.as_deref(), Some("http://example.com/a.png"));
+    assert_eq!(
+        payload.image.image_url.as_deref(),
+        Some("http://example.com/a.png")
+    );
     assert_eq!(payload.top_k, Some(2));
     let error = parse_payload::<ImageClassifierPayload>(json!({"image_url": "x", "colour": 1}))
         .unwrap_err();
@@ -201,7 +228,8 @@ fn the_payload_schema_names_the_image_fields_and_refuses_others() {
 }
 
 fn custom(model: &str, labels: Option<&str>, preprocessing: Preprocessing) -> ClassifierOptions {
-    let models = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/efficientnet-lite0");
+    let models =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/efficientnet-lite0");
     ClassifierOptions {
         engine: EngineChoice::Tract,
         model: Some(models.join(model)),
@@ -222,7 +250,9 @@ fn runs_a_model_given_as_files_with_its_own_input_size() {
         },
     );
     let model = Model::load(&options, 1).unwrap();
-    let image = decode(&image_bytes("coffee.png"), u64::MAX).unwrap().into_rgb8();
+    let image = decode(&image_bytes("coffee.png"), u64::MAX)
+        .unwrap()
+        .into_rgb8();
     assert_eq!(model.classify(&image, 1).unwrap()[0].label, "espresso");
 }
 
@@ -230,16 +260,37 @@ fn runs_a_model_given_as_files_with_its_own_input_size() {
 fn refuses_to_start_on_a_bad_configuration() {
     let start = |options: ClassifierOptions| Model::load(&options, 1).err().expect("refused");
 
-    let error = start(custom("efficientnet_lite0.onnx", None, Preprocessing::default()));
+    let error = start(custom(
+        "efficientnet_lite0.onnx",
+        None,
+        Preprocessing::default(),
+    ));
     assert!(matches!(error, ClassifierError::MissingLabels), "{error}");
 
-    let error = start(custom("missing.onnx", Some("imagenet_classes.txt"), Preprocessing::default()));
-    assert!(error.to_string().starts_with("cannot read the model file"), "{error}");
+    let error = start(custom(
+        "missing.onnx",
+        Some("imagenet_classes.txt"),
+        Preprocessing::default(),
+    ));
+    assert!(
+        error.to_string().starts_with("cannot read the model file"),
+        "{error}"
+    );
 
     // The labels file as the model: not ONNX.
-    let error = start(custom("imagenet_classes.txt", Some("imagenet_classes.txt"), Preprocessing::default()));
+    let error = start(custom(
+        "imagenet_classes.txt",
+        Some("imagenet_classes.txt"),
+        Preprocessing::default(),
+    ));
     assert!(
-        matches!(error, ClassifierError::Engine(EngineError::Load { engine: "tract", .. })),
+        matches!(
+            error,
+            ClassifierError::Engine(EngineError::Load {
+                engine: "tract",
+                ..
+            })
+        ),
         "{error}"
     );
 
@@ -248,7 +299,10 @@ fn refuses_to_start_on_a_bad_configuration() {
     let mut options = custom("efficientnet_lite0.onnx", None, Preprocessing::default());
     options.labels = Some(three_labels.path().to_owned());
     let error = start(options);
-    assert_eq!(error.to_string(), "the model gives 1000 class scores but there are 3 labels");
+    assert_eq!(
+        error.to_string(),
+        "the model gives 1000 class scores but there are 3 labels"
+    );
 
     let mut options = ClassifierOptions::default();
     options.preprocessing.crop = 300;

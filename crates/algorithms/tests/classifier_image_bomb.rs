@@ -53,5 +53,9 @@ async fn a_huge_header_is_refused_without_allocating_its_pixels() {
     let small = png_claiming(4, 4);
     let input = ImageInput::base64(base64::engine::general_purpose::STANDARD.encode(&small));
     let error = loader.load(&input).await.unwrap_err();
-    assert_eq!(error.status(), 422, "the tiny IDAT holds no pixels: {error}");
+    assert_eq!(
+        error.status(),
+        422,
+        "the tiny IDAT holds no pixels: {error}"
+    );
 }

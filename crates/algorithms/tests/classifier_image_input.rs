@@ -31,13 +31,18 @@ async fn image_server() -> SocketAddr {
         .route(
             "/coffee-streamed.png",
             get(move || async move {
-                let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-                    streamed.chunks(16 * 1024).map(|chunk| Ok(chunk.to_vec())).collect();
+                let chunks: Vec<Result<Vec<u8>, std::io::Error>> = streamed
+                    .chunks(16 * 1024)
+                    .map(|chunk| Ok(chunk.to_vec()))
+                    .collect();
                 Body::from_stream(futures::stream::iter(chunks))
             }),
         )
         .route("/truncated.png", get(move || async move { png(truncated) }))
-        .route("/bomb.png", get(|| async { png(png_claiming(60_000, 60_000)) }))
+        .route(
+            "/bomb.png",
+            get(|| async { png(png_claiming(60_000, 60_000)) }),
+        )
         .route(
             "/page.html",
             get(|| async {
@@ -46,14 +51,25 @@ async fn image_server() -> SocketAddr {
             }),
         )
         .route("/gone.png", get(|| async { StatusCode::NOT_FOUND }))
-        .route("/broken.png", get(|| async { StatusCode::SERVICE_UNAVAILABLE }))
-        .route("/loop.png", get(|| async { Redirect::temporary("/loop.png") }))
-        .route("/moved.png", get(|| async { Redirect::permanent("/coffee.png") }))
+        .route(
+            "/broken.png",
+            get(|| async { StatusCode::SERVICE_UNAVAILABLE }),
+        )
+        .route(
+            "/loop.png",
+            get(|| async { Redirect::temporary("/loop.png") }),
+        )
+        .route(
+            "/moved.png",
+            get(|| async { Redirect::permanent("/coffee.png") }),
+        )
         .route(
             "/hop/{n}",
-            get(|axum::extract::Path(n): axum::extract::Path<u32>| async move {
-                Redirect::temporary(&format!("/hop/{}", n + 1))
-            }),
+            get(
+                |axum::extract::Path(n): axum::extract::Path<u32>| async move {
+                    Redirect::temporary(&format!("/hop/{}", n + 1))
+                },
+            ),
         )
         .route(
             "/slow.png",
@@ -80,14 +96,19 @@ async fn classify_url(url: String) -> Result<Classification, AlgorithmError> {
 fn assert_error(result: Result<Classification, AlgorithmError>, status: u16, message: &str) {
     let error = result.expect_err("an error");
     assert_eq!(error.status(), status, "{error}");
-    assert!(error.to_string().contains(message), "expected '{message}' in '{error}'");
+    assert!(
+        error.to_string().contains(message),
+        "expected '{message}' in '{error}'"
+    );
 }
 
 #[tokio::test]
 async fn classifies_a_fetched_image_and_follows_redirects() {
     let server = image_server().await;
     for path in ["coffee.png", "coffee-streamed.png", "moved.png"] {
-        let answer = classify_url(format!("http://{server}/{path}")).await.unwrap();
+        let answer = classify_url(format!("http://{server}/{path}"))
+            .await
+            .unwrap();
         assert_eq!(answer.label, "espresso", "{path}");
     }
 }
@@ -123,7 +144,11 @@ async fn a_decompression_bomb_is_refused_from_its_header() {
         413,
         "the image is 60000x60000 pixels; at most 64000000 pixels are accepted",
     );
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -155,9 +180,18 @@ async fn private_addresses_are_refused_unless_allowed() {
         ..local_images()
     };
     let cases = [
-        (format!("http://{server}/coffee.png"), "127.0.0.1 is a loopback address"),
-        ("http://169.254.169.254/latest/meta-data/".into(), "169.254.169.254 is a link-local address"),
-        (format!("http://localhost:{}/coffee.png", server.port()), "is a loopback address"),
+        (
+            format!("http://{server}/coffee.png"),
+            "127.0.0.1 is a loopback address",
+        ),
+        (
+            "http://169.254.169.254/latest/meta-data/".into(),
+            "169.254.169.254 is a link-local address",
+        ),
+        (
+            format!("http://localhost:{}/coffee.png", server.port()),
+            "is a loopback address",
+        ),
     ];
     for (url, reason) in cases {
         let result = classify(public_only.clone(), ImageInput::url(&url)).await;
@@ -182,12 +216,23 @@ async fn a_slow_or_absent_host_is_a_gateway_error() {
         ..local_images()
     };
     let started = Instant::now();
-    let slow = classify(impatient, ImageInput::url(format!("http://{server}/slow.png"))).await;
+    let slow = classify(
+        impatient,
+        ImageInput::url(format!("http://{server}/slow.png")),
+    )
+    .await;
     assert_error(slow, 504, "no complete answer within 0.3 s");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 
     // A port nobody listens on: bound, then released.
-    let vacant = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let vacant = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let absent = classify_url(format!("http://{vacant}/coffee.png")).await;
     assert_error(absent, 502, "cannot connect to 127.0.0.1");
 }
@@ -195,12 +240,20 @@ async fn a_slow_or_absent_host_is_a_gateway_error() {
 #[tokio::test]
 async fn the_payload_must_name_exactly_one_image() {
     let neither = classify(local_images(), ImageInput::default()).await;
-    assert_error(neither, 400, "exactly one of 'image_url' and 'image_base64'; it gives neither");
+    assert_error(
+        neither,
+        400,
+        "exactly one of 'image_url' and 'image_base64'; it gives neither",
+    );
     let both = ImageInput {
         image_url: Some("http://example.com/a.png".into()),
         image_base64: Some(base64_of("coffee.png")),
     };
     assert_error(classify(local_images(), both).await, 400, "it gives both");
     let garbage = ImageInput::base64("%%% not base64 %%%");
-    assert_error(classify(local_images(), garbage).await, 400, "image_base64 is not valid base64");
+    assert_error(
+        classify(local_images(), garbage).await,
+        400,
+        "image_base64 is not valid base64",
+    );
 }

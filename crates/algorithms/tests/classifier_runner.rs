@@ -28,7 +28,9 @@ async fn the_runner_serves_the_classifier_once_its_model_is_loaded() {
         Router::new()
             .route(
                 "/coffee.png",
-                get(move || async move { ([(header::CONTENT_TYPE, "image/png")], coffee).into_response() }),
+                get(move || async move {
+                    ([(header::CONTENT_TYPE, "image/png")], coffee).into_response()
+                }),
             )
             .route("/gone.png", get(|| async { StatusCode::NOT_FOUND })),
     )
@@ -47,24 +49,63 @@ async fn the_runner_serves_the_classifier_once_its_model_is_loaded() {
     let client = reqwest::Client::new();
     let ready = || client.get(format!("http://{address}/ready")).send();
 
-    assert_ne!(ready().await.unwrap().status(), 200, "ready before the model loads");
+    assert_ne!(
+        ready().await.unwrap().status(),
+        200,
+        "ready before the model loads"
+    );
     runner.load().await.unwrap();
     assert_eq!(ready().await.unwrap().status(), 200);
 
     let run = format!("http://{address}/run/image_classifier");
-    let (status, body) = post(&client, run.clone(), json!({"image_url": format!("http://{images}/coffee.png")})).await;
+    let (status, body) = post(
+        &client,
+        run.clone(),
+        json!({"image_url": format!("http://{images}/coffee.png")}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["result"]["label"], "espresso");
 
-    let (status, body) = post(&client, run.clone(), json!({"image_url": format!("http://{images}/gone.png")})).await;
+    let (status, body) = post(
+        &client,
+        run.clone(),
+        json!({"image_url": format!("http://{images}/gone.png")}),
+    )
+    .await;
     assert_eq!(status, 404);
-    assert_eq!(body["message"], "Error fetching request image, received 404");
+    assert_eq!(
+        body["message"],
+        "Error fetching request image, received 404"
+    );
 
-    let (status, body) = post(&client, run.clone(), json!({"image_url": "x", "colour": "red"})).await;
+    let (status, body) = post(
+        &client,
+        run.clone(),
+        json!({"image_url": "x", "colour": "red"}),
+    )
+    .await;
     assert_eq!(status, 400);
-    assert!(body["message"].as_str().unwrap().contains("unknown field `colour`"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `colour`"),
+        "{body}"
+    );
 
-    let schemas: Value = client.get(format!("http://{address}/schemas")).timeout(Duration::from_secs(5)).send().await.unwrap().json().await.unwrap();
+    let schemas: Value = client
+        .get(format!("http://{address}/schemas"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let schema = schemas.to_string();
-    assert!(schema.contains("image_url") && schema.contains("top_k"), "{schema}");
+    assert!(
+        schema.contains("image_url") && schema.contains("top_k"),
+        "{schema}"
+    );
 }

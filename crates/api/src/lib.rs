@@ -50,7 +50,12 @@ pub struct TaskApi {
     /// Ids of tasks whose result was just recorded, for long-polling clients.
     finished: broadcast::Sender<String>,
     metrics: Arc<metrics::ApiMetrics>,
+    /// Tells whether a consumer holds a task right now (`running`); only the embedded queue knows.
+    lease_probe: Option<LeaseProbe>,
 }
+
+/// Asks the broker whether a task id is held by a consumer right now.
+pub type LeaseProbe = Arc<dyn Fn(String) -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
 
 mod metrics {
     use prometheus::{IntCounterVec, Opts, Registry};
@@ -113,7 +118,14 @@ impl TaskApi {
             catalog,
             finished: broadcast::channel(1024).0,
             metrics: Arc::new(metrics::ApiMetrics::new()),
+            lease_probe: None,
         }
+    }
+
+    /// Lets `GET /v1/tasks/{id}` report `running` for a queued task a consumer holds.
+    pub fn with_lease_probe(mut self, probe: LeaseProbe) -> TaskApi {
+        self.lease_probe = Some(probe);
+        self
     }
 
     pub fn store(&self) -> &TaskStore {
@@ -181,7 +193,13 @@ impl TaskApi {
         // Subscribe before reading, so a result recorded in between is not missed.
         let mut finished = self.finished.subscribe();
         loop {
-            let record = self.store.get(id.clone()).await?;
+            let mut record = self.store.get(id.clone()).await?;
+            if let (Some(record), Some(probe)) = (record.as_mut(), &self.lease_probe)
+                && record.status == TaskStatus::Queued
+                && probe(record.id.clone()).await
+            {
+                record.status = TaskStatus::Running;
+            }
             let done = record.as_ref().is_none_or(|record| record.status.is_final());
             if done || tokio::time::Instant::now() >= deadline {
                 return Ok(record);

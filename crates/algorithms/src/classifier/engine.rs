@@ -23,13 +23,22 @@ pub trait Engine: Send + Sync {
 pub enum EngineError {
     /// The engine cannot be used at all in this build or environment: a configuration error.
     #[error("the {engine} engine is not available: {reason}")]
-    Unavailable { engine: &'static str, reason: String },
+    Unavailable {
+        engine: &'static str,
+        reason: String,
+    },
     /// The model is not one the engine can run: a configuration error.
     #[error("{engine} cannot load the model: {message}")]
-    Load { engine: &'static str, message: String },
+    Load {
+        engine: &'static str,
+        message: String,
+    },
     /// An inference failed; the model was loaded, so this is a fault of the engine, not the input.
     #[error("{engine} inference failed: {message}")]
-    Run { engine: &'static str, message: String },
+    Run {
+        engine: &'static str,
+        message: String,
+    },
 }
 
 /// Which engine runs the model.
@@ -137,7 +146,8 @@ fn onnxruntime_engine(
 ) -> Result<Box<dyn Engine>, EngineError> {
     Err(EngineError::Unavailable {
         engine: "onnxruntime",
-        reason: "this build has no ONNX Runtime support; build with the `onnxruntime` feature".into(),
+        reason: "this build has no ONNX Runtime support; build with the `onnxruntime` feature"
+            .into(),
     })
 }
 
@@ -151,8 +161,17 @@ mod tests {
         assert_eq!("Tract".parse(), Ok(EngineChoice::Tract));
         assert_eq!("onnxruntime".parse(), Ok(EngineChoice::OnnxRuntime));
         assert_eq!("ort".parse(), Ok(EngineChoice::OnnxRuntime));
-        assert!("cuda".parse::<EngineChoice>().unwrap_err().contains("auto, tract or onnxruntime"));
-        for choice in [EngineChoice::Auto, EngineChoice::Tract, EngineChoice::OnnxRuntime] {
+        assert!(
+            "cuda"
+                .parse::<EngineChoice>()
+                .unwrap_err()
+                .contains("auto, tract or onnxruntime")
+        );
+        for choice in [
+            EngineChoice::Auto,
+            EngineChoice::Tract,
+            EngineChoice::OnnxRuntime,
+        ] {
             assert_eq!(choice.to_string().parse(), Ok(choice));
         }
     }

@@ -12,9 +12,11 @@ use super::{ClassifierError, ClassifierOptions};
 
 /// EfficientNet-Lite0, ImageNet (models/efficientnet-lite0/PROVENANCE.md), built into the binary
 /// so a build needs no other file.
-pub const DEFAULT_MODEL: &[u8] = include_bytes!("../../models/efficientnet-lite0/efficientnet_lite0.onnx");
+pub const DEFAULT_MODEL: &[u8] =
+    include_bytes!("../../models/efficientnet-lite0/efficientnet_lite0.onnx");
 /// Its 1000 labels, in class order.
-pub const DEFAULT_LABELS: &str = include_str!("../../models/efficientnet-lite0/imagenet_classes.txt");
+pub const DEFAULT_LABELS: &str =
+    include_str!("../../models/efficientnet-lite0/imagenet_classes.txt");
 
 /// One label and its probability.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -63,7 +65,9 @@ impl Model {
             preprocessing: options.preprocessing,
         };
         // A first inference both checks the labels against the output and warms the engine up.
-        let classes = loaded.logits(&vec![0.0; loaded.preprocessing.input_len()], 1)?.len();
+        let classes = loaded
+            .logits(&vec![0.0; loaded.preprocessing.input_len()], 1)?
+            .len();
         if classes != loaded.labels.len() {
             return Err(ClassifierError::LabelCount {
                 labels: loaded.labels.len(),

@@ -47,7 +47,8 @@ impl OnnxRuntimeEngine {
                 Session::builder(environment)
                     .map_err(|e| e.to_string())?
                     .with_optimization_level(GraphOptimizationLevel::Level3)
-                    .and_then(|builder| builder.with_intra_threads(1))
+                    .map_err(|e| e.to_string())?
+                    .with_intra_threads(1)
                     .map_err(|e| e.to_string())?
                     .commit_from_memory(model)
                     .map(Mutex::new)

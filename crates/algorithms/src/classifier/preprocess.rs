@@ -45,10 +45,16 @@ impl FromStr for Normalization {
                 mean: [r, g, b],
                 std: [r_std, g_std, b_std],
             },
-            _ => return Err(format!("'{text}': give MEAN,STD or three means then three stds")),
+            _ => {
+                return Err(format!(
+                    "'{text}': give MEAN,STD or three means then three stds"
+                ));
+            }
         };
         if normalization.std.iter().any(|std| !std.is_normal()) {
-            return Err(format!("'{text}': standard deviations must be non-zero numbers"));
+            return Err(format!(
+                "'{text}': standard deviations must be non-zero numbers"
+            ));
         }
         Ok(normalization)
     }
@@ -60,7 +66,11 @@ impl fmt::Display for Normalization {
         if mean.iter().all(|m| *m == mean[0]) && std.iter().all(|s| *s == std[0]) {
             write!(f, "{},{}", mean[0], std[0])
         } else {
-            write!(f, "{},{},{},{},{},{}", mean[0], mean[1], mean[2], std[0], std[1], std[2])
+            write!(
+                f,
+                "{},{},{},{},{},{}",
+                mean[0], mean[1], mean[2], std[0], std[1], std[2]
+            )
         }
     }
 }
@@ -174,7 +184,12 @@ mod tests {
         assert_eq!(imagenet.std, [58.395, 57.12, 57.375]);
         assert_eq!(imagenet.to_string().parse(), Ok(imagenet));
         assert!("1,2,3".parse::<Normalization>().is_err());
-        assert!("127,0".parse::<Normalization>().unwrap_err().contains("non-zero"));
+        assert!(
+            "127,0"
+                .parse::<Normalization>()
+                .unwrap_err()
+                .contains("non-zero")
+        );
         assert!("a,b".parse::<Normalization>().is_err());
     }
 
@@ -192,7 +207,11 @@ mod tests {
         // Left half black, right half white, both taller than the crop: the centre crop of the
         // resized image is half black, half white.
         let image = RgbImage::from_fn(600, 300, |x, _| {
-            if x < 300 { [0, 0, 0].into() } else { [255, 255, 255].into() }
+            if x < 300 {
+                [0, 0, 0].into()
+            } else {
+                [255, 255, 255].into()
+            }
         });
         let crop = Preprocessing::default().resize_and_crop(&image).unwrap();
         assert_eq!(crop.dimensions(), (224, 224));
@@ -221,8 +240,14 @@ mod tests {
         let input = preprocessing.normalize(&image);
         assert_eq!(input.len(), preprocessing.input_len());
         let value = |x: f32| (x - 127.0) / 128.0;
-        assert_eq!(&input[0..4], &[value(0.), value(10.), value(0.), value(10.)]);
-        assert_eq!(&input[4..8], &[value(0.), value(0.), value(20.), value(20.)]);
+        assert_eq!(
+            &input[0..4],
+            &[value(0.), value(10.), value(0.), value(10.)]
+        );
+        assert_eq!(
+            &input[4..8],
+            &[value(0.), value(0.), value(20.), value(20.)]
+        );
         assert_eq!(&input[8..12], &[value(255.); 4]);
     }
 
@@ -232,7 +257,12 @@ mod tests {
             crop: 300,
             ..Preprocessing::default()
         };
-        assert!(preprocessing.validate().unwrap_err().contains("input size (300)"));
+        assert!(
+            preprocessing
+                .validate()
+                .unwrap_err()
+                .contains("input size (300)")
+        );
         assert!(Preprocessing::default().validate().is_ok());
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! The model is optimised for one image per call. With the batch dimension left symbolic (as the
 //! ONNX file declares it) tract's optimiser keeps generic kernels: measured on EfficientNet-Lite0,
-//! 2 cores, release build, 122 ms per image at batch 1 against 24 ms with the batch fixed to 1;
+//! 2 cores, release build, 122 ms per image at batch 1 against 24-27 ms with the batch fixed to 1;
 //! and batches did not pay either (186 ms per image at batch 4). Calls run concurrently instead.
 
 use std::io::Cursor;
@@ -55,7 +55,8 @@ impl Engine for TractEngine {
             engine: NAME,
             message: format!("{message:#}"),
         };
-        let tensor = Tensor::from_shape(&[batch, 3, self.size, self.size], input).map_err(failed)?;
+        let tensor =
+            Tensor::from_shape(&[batch, 3, self.size, self.size], input).map_err(failed)?;
         let outputs = self.model.run(tvec!(tensor.into())).map_err(failed)?;
         let logits = outputs[0].to_plain_array_view::<f32>().map_err(failed)?;
         Ok(logits.iter().copied().collect())

@@ -127,21 +127,23 @@ impl Resolve for PublicOnlyResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let (public, refused): (Vec<SocketAddr>, Vec<SocketAddr>) = resolved
                 .into_iter()
                 .partition(|addr| restriction(addr.ip()).is_none());
             if public.is_empty() && !refused.is_empty() {
                 let reasons: Vec<String> = refused
                     .iter()
-                    .filter_map(|addr| restriction(addr.ip()).map(|why| format!("{} is {why}", addr.ip())))
+                    .filter_map(|addr| {
+                        restriction(addr.ip()).map(|why| format!("{} is {why}", addr.ip()))
+                    })
                     .collect();
                 return Err(Box::new(ImageInputError::RefusedAddress {
                     host,
                     reason: reasons.join(", "),
-                }) as Box<dyn std::error::Error + Send + Sync>);
+                })
+                    as Box<dyn std::error::Error + Send + Sync>);
             }
             let addrs: Addrs = Box::new(public.into_iter());
             Ok(addrs)
@@ -214,7 +216,12 @@ mod tests {
         let refused = |url: &str| check_literal_host(&Url::parse(url).unwrap());
         let error = refused("http://169.254.169.254/latest/meta-data").unwrap_err();
         assert_eq!(error.status(), 400);
-        assert!(error.to_string().contains("169.254.169.254 is a link-local address"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("169.254.169.254 is a link-local address"),
+            "{error}"
+        );
         assert!(refused("http://[::1]:8080/").is_err());
         // The URL standard reads a bare number as an IPv4 address.
         assert!(refused("http://2130706433/").is_err());
@@ -225,8 +232,15 @@ mod tests {
     #[tokio::test]
     async fn resolving_to_loopback_only_is_refused() {
         let name: Name = "localhost".parse().unwrap();
-        let error = PublicOnlyResolver.resolve(name).await.err().expect("refused");
+        let error = PublicOnlyResolver
+            .resolve(name)
+            .await
+            .err()
+            .expect("refused");
         let error = error.downcast_ref::<ImageInputError>().expect("typed");
-        assert!(error.to_string().contains("is a loopback address"), "{error}");
+        assert!(
+            error.to_string().contains("is a loopback address"),
+            "{error}"
+        );
     }
 }

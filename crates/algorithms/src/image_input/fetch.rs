@@ -31,7 +31,12 @@ pub(super) fn http_client(options: &ImageInputOptions) -> Result<reqwest::Client
 
 /// Each redirect hop is checked as the first URL was.
 fn follow(attempt: Attempt, max_redirects: usize, allow_private: bool) -> Action {
-    match redirect_refusal(attempt.url(), attempt.previous(), max_redirects, allow_private) {
+    match redirect_refusal(
+        attempt.url(),
+        attempt.previous(),
+        max_redirects,
+        allow_private,
+    ) {
         Some(error) => attempt.error(error),
         None => attempt.follow(),
     }
@@ -154,13 +159,20 @@ mod tests {
         let first = ["http://images.example/a.png"];
         assert_eq!(refusal("https://cdn.example/a.png", &first, false), None);
         let metadata = refusal("http://169.254.169.254/latest/", &first, false).unwrap();
-        assert!(metadata.contains("169.254.169.254 is a link-local address"), "{metadata}");
+        assert!(
+            metadata.contains("169.254.169.254 is a link-local address"),
+            "{metadata}"
+        );
         assert_eq!(refusal("http://127.0.0.1/a.png", &first, true), None);
         let scheme = refusal("file:///etc/passwd", &first, true).unwrap();
         assert!(scheme.contains("not 'file'"), "{scheme}");
         let looped = refusal("http://images.example/a.png", &first, false).unwrap();
         assert!(looped.contains("redirect loop"), "{looped}");
-        let hops = ["http://a.example/", "http://b.example/", "http://c.example/"];
+        let hops = [
+            "http://a.example/",
+            "http://b.example/",
+            "http://c.example/",
+        ];
         let too_many = refusal("http://d.example/", &hops, false).unwrap();
         assert!(too_many.contains("more than 2 redirects"), "{too_many}");
     }

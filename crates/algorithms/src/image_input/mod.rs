@@ -148,7 +148,9 @@ fn decode_base64(encoded: &str, max_bytes: u64) -> Result<Vec<u8>, ImageInputErr
         Some(data_url) => data_url
             .split_once("base64,")
             .map(|(_, data)| data)
-            .ok_or_else(|| ImageInputError::InvalidBase64("a data: URL without ';base64,'".into()))?,
+            .ok_or_else(|| {
+                ImageInputError::InvalidBase64("a data: URL without ';base64,'".into())
+            })?,
         None => encoded,
     };
     // Every 4 characters make at most 3 bytes: refuse a huge payload before decoding it.
@@ -214,7 +216,10 @@ mod tests {
         let loader = ImageLoader::new(ImageInputOptions::default()).unwrap();
         let neither = loader.bytes(&ImageInput::default()).await.unwrap_err();
         assert_eq!(neither.status(), 400);
-        assert!(neither.to_string().contains("it gives neither"), "{neither}");
+        assert!(
+            neither.to_string().contains("it gives neither"),
+            "{neither}"
+        );
         let both = ImageInput {
             image_url: Some("http://example.com/a.png".into()),
             image_base64: Some("AAAA".into()),
@@ -228,10 +233,19 @@ mod tests {
         let loader = ImageLoader::new(ImageInputOptions::default()).unwrap();
         let cases = [
             ("not a url", "image_url is not a valid URL"),
-            ("file:///etc/passwd", "must be an http or https URL, not 'file'"),
-            ("http://127.0.0.1:1/x.png", "127.0.0.1 is a loopback address"),
+            (
+                "file:///etc/passwd",
+                "must be an http or https URL, not 'file'",
+            ),
+            (
+                "http://127.0.0.1:1/x.png",
+                "127.0.0.1 is a loopback address",
+            ),
             ("http://169.254.169.254/latest", "is a link-local address"),
-            ("http://[::ffff:10.0.0.1]/", "is a private (RFC 1918) address"),
+            (
+                "http://[::ffff:10.0.0.1]/",
+                "is a private (RFC 1918) address",
+            ),
         ];
         for (url, expected) in cases {
             let error = loader.bytes(&ImageInput::url(url)).await.unwrap_err();

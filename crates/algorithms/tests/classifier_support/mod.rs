@@ -7,9 +7,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use axum::Router;
-use switchyard_algorithms::classifier::{
-    ClassifierOptions, EngineChoice, ImageClassifier, Model,
-};
+use switchyard_algorithms::classifier::{ClassifierOptions, EngineChoice, ImageClassifier, Model};
 use switchyard_algorithms::image_input::{ImageInputOptions, ImageLoader};
 
 /// The photos with a stable top-1 label, and the labels accepted for each.
@@ -25,7 +23,9 @@ pub const EXPECTED: [(&str, &[&str]); 7] = [
 ];
 
 pub fn testdata(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(name)
 }
 
 pub fn image_bytes(name: &str) -> Vec<u8> {
@@ -78,7 +78,11 @@ pub fn png_claiming(width: u32, height: u32) -> Vec<u8> {
     header.extend_from_slice(&[8, 2, 0, 0, 0]);
     push_chunk(&mut png, b"IHDR", &header);
     // A zlib stream of nothing.
-    push_chunk(&mut png, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    push_chunk(
+        &mut png,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
     push_chunk(&mut png, b"IEND", &[]);
     png
 }
@@ -97,7 +101,11 @@ fn crc32<'a>(bytes: impl Iterator<Item = &'a u8>) -> u32 {
     for byte in bytes {
         crc ^= u32::from(*byte);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc

@@ -137,19 +137,22 @@ fn summarise(record: &Value) -> String {
         return format!("error: {}", error["message"].as_str().unwrap_or_default());
     }
     let result = &record["result"];
-    let answer = match (result.get("label"), result.get("language"), result.get("text")) {
-        (Some(label), _, _) => format!(
+    let answer = if let Some(label) = result.get("label") {
+        format!(
             "{} ({:.3})",
             label.as_str().unwrap_or_default(),
             result["score"].as_f64().unwrap_or_default()
-        ),
-        (None, Some(language), _) => format!(
+        )
+    } else if let Some(text) = result.get("text").and_then(Value::as_str) {
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    } else if let Some(language) = result.get("language") {
+        format!(
             "{} ({:.2})",
             language.as_str().unwrap_or("none"),
             result["probability"].as_f64().unwrap_or_default()
-        ),
-        (None, None, Some(text)) => text.as_str().unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" "),
-        _ => result.to_string(),
+        )
+    } else {
+        result.to_string()
     };
     truncate(&answer, 48)
 }
@@ -186,7 +189,7 @@ mod tests {
         assert_eq!(summarise(&classified), "espresso (0.957)");
         let language = json!({"status": "done", "result": {"language": "en", "probability": 0.991}});
         assert_eq!(summarise(&language), "en (0.99)");
-        let ocr = json!({"status": "done", "result": {"text": "Plug and\nplay", "lines": []}});
+        let ocr = json!({"status": "done", "result": {"text": "Plug and\nplay", "language": "eng", "lines": []}});
         assert_eq!(summarise(&ocr), "Plug and play");
         let failed = json!({"status": "failed", "error": {"kind": "rejected", "message": "bad"}});
         assert_eq!(summarise(&failed), "error: bad");

@@ -1,6 +1,278 @@
-#[derive(clap::Args)]
-pub struct Args {}
+//! `switchyard up`: the whole worker in one process. Discovery, one runner hosting the built-in
+//! algorithms, the controller and the HTTP task API, on the embedded SQLite queue under `--data`
+//! or on RabbitMQ with `--broker`. External runners register with its discovery like anywhere else.
 
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet")
+mod demo;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::FutureExt;
+use switchyard_api::{Catalog, TaskApi, TaskStore};
+use switchyard_broker::amqp::{AmqpBroker, AmqpConfig};
+use switchyard_broker::embedded::{EmbeddedBroker, EmbeddedConfig};
+use switchyard_broker::{Broker, DeadLetterStore, QueueNames, ResultSource};
+use switchyard_controller::{Controller, ControllerConfig};
+use switchyard_discovery::DiscoveryClient;
+use switchyard_runner::RunnerConfig;
+use tokio::net::TcpListener;
+
+use crate::algorithm_flags::AlgorithmFlags;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Where the task API listens.
+    #[arg(long, env = "SWITCHYARD_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Where discovery listens; external runners register here.
+    #[arg(long, env = "SWITCHYARD_DISCOVERY_LISTEN", default_value = "127.0.0.1:8500")]
+    discovery_listen: SocketAddr,
+    /// Directory of the embedded queue and the task store.
+    #[arg(long, env = "SWITCHYARD_DATA", default_value = "./switchyard-data")]
+    data: PathBuf,
+    /// Run on this AMQP broker instead of the embedded queue.
+    #[arg(long, env = "SWITCHYARD_BROKER")]
+    broker: Option<String>,
+    /// Name of the task queue (results and dead letters are named after it).
+    #[arg(long, env = "SWITCHYARD_QUEUE", default_value = "tasks")]
+    queue: String,
+    /// Built-in algorithms to host; default: every one this build has.
+    #[arg(long, env = "SWITCHYARD_ALGORITHMS", value_delimiter = ',')]
+    algorithms: Vec<String>,
+    /// Tasks the controller handles at once.
+    #[arg(long, env = "SWITCHYARD_CONCURRENCY", default_value_t = 8)]
+    concurrency: usize,
+    /// Tries per task before a task that keeps failing is dead-lettered.
+    #[arg(long, env = "SWITCHYARD_MAX_ATTEMPTS", default_value_t = 5)]
+    max_attempts: u32,
+    /// Shared secret for discovery and runners (`Authorization: Bearer`).
+    #[arg(long, env = "SWITCHYARD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Run the bundled samples through the queue, print the answers, and exit.
+    #[arg(long)]
+    demo: bool,
+    #[command(flatten)]
+    algorithm_flags: AlgorithmFlags,
+}
+
+/// The broker, seen through each trait the components need.
+struct Backend {
+    broker: Arc<dyn Broker>,
+    results: Arc<dyn ResultSource>,
+    dead_letters: Arc<dyn DeadLetterStore>,
+    lease_probe: Option<switchyard_api::LeaseProbe>,
+    description: String,
+}
+
+async fn open_backend(args: &Args) -> anyhow::Result<Backend> {
+    let queues = QueueNames::new(args.queue.clone());
+    if let Some(url) = &args.broker {
+        let broker = Arc::new(
+            AmqpBroker::connect(AmqpConfig::new(url.clone(), queues))
+                .await
+                .context("connecting to the AMQP broker")?,
+        );
+        return Ok(Backend {
+            broker: broker.clone(),
+            results: broker.clone(),
+            dead_letters: broker,
+            lease_probe: None,
+            description: "RabbitMQ".into(),
+        });
+    }
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("creating the data directory {}", args.data.display()))?;
+    let path = args.data.join("queue.db");
+    let broker = Arc::new(
+        EmbeddedBroker::open(&path, queues, EmbeddedConfig::default())
+            .await
+            .with_context(|| format!("opening the embedded queue {}", path.display()))?,
+    );
+    let probe_broker = broker.clone();
+    let lease_probe: switchyard_api::LeaseProbe = Arc::new(move |id: String| {
+        let broker = probe_broker.clone();
+        async move { broker.is_leased(&id).await.unwrap_or(false) }.boxed()
+    });
+    Ok(Backend {
+        broker: broker.clone(),
+        results: broker.clone(),
+        dead_letters: broker,
+        lease_probe: Some(lease_probe),
+        description: format!("embedded queue at {}", path.display()),
+    })
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    if args.token.as_deref() == Some("") {
+        anyhow::bail!("--token (SWITCHYARD_TOKEN) is empty: set a secret, or unset it");
+    }
+    let names = if args.algorithms.is_empty() {
+        switchyard_algorithms::available().into_iter().map(String::from).collect()
+    } else {
+        args.algorithms.clone()
+    };
+    let algorithms = switchyard_algorithms::build(&names, &args.algorithm_flags.to_options())?;
+    let shutdown = crate::shutdown::on_signal();
+    let backend = open_backend(&args).await?;
+    let store = TaskStore::open(&args.data_path("tasks.db")?).context("opening the task store")?;
+
+    let discovery_listener = TcpListener::bind(args.discovery_listen)
+        .await
+        .with_context(|| format!("binding discovery to {}", args.discovery_listen))?;
+    let discovery_url = format!("http://{}", discovery_listener.local_addr()?);
+    let discovery_client = DiscoveryClient::new(discovery_url.clone(), args.token.clone());
+    let api_listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding the task API to {}", args.listen))?;
+    let api_url = format!("http://{}", api_listener.local_addr()?);
+    let runner_listener = TcpListener::bind("127.0.0.1:0").await?;
+
+    let mut components = tokio::task::JoinSet::new();
+    let discovery_config = switchyard_discovery::Config {
+        token: args.token.clone(),
+        ..Default::default()
+    };
+    components.spawn(named(
+        "discovery",
+        switchyard_discovery::serve(discovery_listener, discovery_config, shutdown.clone())
+            .map(|served| served.map_err(anyhow::Error::from)),
+    ));
+    let runner_config = RunnerConfig {
+        discovery: Some(discovery_client.clone()),
+        token: args.token.clone(),
+        ..Default::default()
+    };
+    components.spawn(named(
+        "runner",
+        switchyard_runner::serve(runner_listener, algorithms, runner_config, shutdown.clone())
+            .map(|served| served.map_err(anyhow::Error::from)),
+    ));
+    let controller = Controller::new(
+        backend.broker.clone(),
+        ControllerConfig {
+            concurrency: args.concurrency,
+            max_attempts: args.max_attempts,
+            token: args.token.clone(),
+            ..Default::default()
+        },
+        discovery_client.clone(),
+    )?;
+    let controller_shutdown = shutdown.clone();
+    components.spawn(named("controller", async move {
+        controller.run(controller_shutdown).await.map_err(anyhow::Error::from)
+    }));
+
+    let mut api = TaskApi::new(
+        backend.broker.clone(),
+        backend.dead_letters.clone(),
+        store.clone(),
+        Catalog::new(discovery_client),
+    );
+    if let Some(probe) = backend.lease_probe.clone() {
+        api = api.with_lease_probe(probe);
+    }
+    let republished = api.republish_unconfirmed().await?;
+    if republished > 0 {
+        tracing::info!(republished, "republished tasks accepted before the last stop");
+    }
+    components.spawn(named(
+        "result collector",
+        switchyard_api::collector::collect_results(
+            backend.results.clone(),
+            store,
+            api.finished_sender(),
+            shutdown.clone(),
+        )
+        .map(Ok),
+    ));
+    let router = switchyard_api::router(api, switchyard_runner::DEFAULT_MAX_BODY_BYTES);
+    let api_shutdown = shutdown.clone();
+    components.spawn(named("task API", async move {
+        axum::serve(api_listener, router)
+            .with_graceful_shutdown(api_shutdown.cancelled_owned())
+            .await
+            .map_err(anyhow::Error::from)
+    }));
+    tracing::info!(
+        api = %api_url, discovery = %discovery_url, broker = %backend.description,
+        algorithms = %names.join(","), "switchyard up: task API docs at {api_url}/docs"
+    );
+
+    let outcome = if args.demo {
+        let demo = async {
+            wait_until_hosted(&api_url, &names, Duration::from_secs(600)).await?;
+            demo::run(&api_url, &names).await
+        };
+        tokio::select! {
+            outcome = demo => Some(outcome),
+            failed = components.join_next() => Some(Err(component_failure(failed))),
+            _ = shutdown.cancelled() => None,
+        }
+    } else {
+        tokio::select! {
+            failed = components.join_next() => Some(Err(component_failure(failed))),
+            _ = shutdown.cancelled() => None,
+        }
+    };
+    shutdown.cancel();
+    while let Some(finished) = components.join_next().await {
+        if let Ok(Err(error)) = finished {
+            tracing::warn!("during shutdown: {error:#}");
+        }
+    }
+    match outcome {
+        Some(Ok(true)) | None => Ok(()),
+        Some(Ok(false)) => anyhow::bail!("demo: not every task finished ok (see the table above)"),
+        Some(Err(error)) => Err(error),
+    }
+}
+
+impl Args {
+    fn data_path(&self, file: &str) -> anyhow::Result<PathBuf> {
+        std::fs::create_dir_all(&self.data)
+            .with_context(|| format!("creating the data directory {}", self.data.display()))?;
+        Ok(self.data.join(file))
+    }
+}
+
+/// Labels a component's failure with its name.
+async fn named(
+    name: &'static str,
+    component: impl Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    component.await.with_context(|| format!("{name} failed"))
+}
+
+fn component_failure(
+    finished: Option<Result<anyhow::Result<()>, tokio::task::JoinError>>,
+) -> anyhow::Error {
+    match finished {
+        Some(Ok(Err(error))) => error,
+        Some(Ok(Ok(()))) => anyhow::anyhow!("a component stopped unexpectedly"),
+        Some(Err(join_error)) => anyhow::anyhow!("a component crashed: {join_error}"),
+        None => anyhow::anyhow!("no component is running"),
+    }
+}
+
+/// Waits until every algorithm is registered, i.e. loaded: the classifier's model takes seconds.
+async fn wait_until_hosted(api_url: &str, names: &[String], limit: Duration) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    eprintln!("demo: waiting for {} to load", names.join(", "));
+    loop {
+        if let Ok(response) = http.get(format!("{api_url}/v1/schemas")).send().await
+            && let Ok(schemas) = response.json::<serde_json::Map<String, serde_json::Value>>().await
+            && names.iter().all(|name| schemas.contains_key(name))
+        {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "algorithms not registered after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
