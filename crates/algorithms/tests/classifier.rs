@@ -1,11 +1,11 @@
 //! The classifier's answers: right labels on real photos, scores that match an independent
 //! reference (Python ONNX Runtime + PIL, scripts/reference_scores.py), on each engine; its
 //! configuration and payload errors.
+#![cfg(feature = "classifier")]
 
 mod classifier_support;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use base64::Engine as _;
 use classifier_support::{EXPECTED, classifier, image_bytes, local_images, testdata, tract_model};
@@ -26,10 +26,6 @@ use switchyard_runner::{parse_payload, schema_of};
 /// other CPUs' SIMD paths and stays far below every top-1 margin asserted (the smallest, daisy
 /// over the next label, is 0.23; the cats, 0.004 apart, accept either).
 const REFERENCE_TOLERANCE: f32 = 0.03;
-
-/// Largest difference allowed between the two engines' probabilities for the same input tensor:
-/// only float summation order differs between them (measured: 9e-7).
-const ENGINE_TOLERANCE: f32 = 1e-4;
 
 /// Every label's probability for `image`, by label.
 fn all_scores(model: &Model, image: &str) -> HashMap<String, f32> {
@@ -90,7 +86,12 @@ fn tract_matches_the_reference() {
 #[cfg(feature = "onnxruntime")]
 mod onnxruntime {
     use super::*;
+    use std::sync::Arc;
     use switchyard_algorithms::classifier::onnxruntime_library;
+
+    /// Largest difference allowed between the two engines' probabilities for the same input tensor:
+    /// only float summation order differs between them (measured: 9e-7).
+    const ENGINE_TOLERANCE: f32 = 1e-4;
 
     /// ONNX Runtime on the built-in model, when ORT_DYLIB_PATH is set; a library that is set but
     /// cannot be loaded fails the test rather than skipping it.

@@ -1,5 +1,6 @@
 //! `image_classifier` end to end on images served over HTTP by a local server: every way an
 //! image can fail to arrive or decode, with its status and message.
+#![cfg(feature = "classifier")]
 
 mod classifier_support;
 

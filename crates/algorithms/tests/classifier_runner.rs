@@ -1,5 +1,6 @@
 //! `image_classifier` hosted by a real runner, called over HTTP as the controller calls it: not
 //! ready until the model has loaded, then the seed's answers and error bodies.
+#![cfg(feature = "classifier")]
 
 mod classifier_support;
 

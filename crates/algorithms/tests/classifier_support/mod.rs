@@ -3,12 +3,16 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+#[cfg(feature = "classifier")]
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use axum::Router;
+#[cfg(feature = "classifier")]
 use switchyard_algorithms::classifier::{ClassifierOptions, EngineChoice, ImageClassifier, Model};
-use switchyard_algorithms::image_input::{ImageInputOptions, ImageLoader};
+use switchyard_algorithms::image_input::ImageInputOptions;
+#[cfg(feature = "classifier")]
+use switchyard_algorithms::image_input::ImageLoader;
 
 /// The photos with a stable top-1 label, and the labels accepted for each.
 pub const EXPECTED: [(&str, &[&str]); 7] = [
@@ -32,6 +36,7 @@ pub fn image_bytes(name: &str) -> Vec<u8> {
     std::fs::read(testdata("images").join(name)).expect("test image")
 }
 
+#[cfg(feature = "classifier")]
 /// The built-in model on tract, loaded once per test binary (a second or two).
 pub fn tract_model() -> Arc<Model> {
     static MODEL: LazyLock<Arc<Model>> = LazyLock::new(|| {
@@ -53,6 +58,7 @@ pub fn local_images() -> ImageInputOptions {
     }
 }
 
+#[cfg(feature = "classifier")]
 /// The classifier as the runner hosts it, over the shared tract model. Built per test: an HTTP
 /// client's pooled connections belong to the runtime of the test that opened them.
 pub fn classifier(images: ImageInputOptions) -> ImageClassifier {

@@ -1,8 +1,9 @@
 //! `switchyard submit`: publish one task, or every task of a JSON Lines file, and with `--wait`
 //! collect their results.
 //!
-//! The transport is the [`Transport`] enum: RabbitMQ today; the HTTP task API (`--server URL`)
-//! is meant to be its second variant, with the same publish / next-result pair.
+//! The transport is the [`Transport`] enum: RabbitMQ (`--amqp URL`, results on an exclusive reply
+//! queue), or the HTTP task API of `switchyard up` (`--server URL`, results long-polled), with the
+//! same publish / next-result pair.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -35,6 +36,9 @@ pub struct Args {
     file: Option<PathBuf>,
     #[command(flatten)]
     amqp: AmqpFlags,
+    /// Submit through the HTTP task API of `switchyard up` at this URL instead of AMQP.
+    #[arg(long, env = "SWITCHYARD_SERVER")]
+    server: Option<String>,
     /// Wait for the results and print them; exit non-zero unless every task succeeded.
     #[arg(long)]
     wait: bool,
@@ -57,7 +61,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .into_iter()
         .map(|task| (new_task_id(), task))
         .collect();
-    let mut transport = Transport::open(&args.amqp, args.wait).await?;
+    let mut transport = match &args.server {
+        Some(server) => Transport::http(server),
+        None => Transport::open(&args.amqp, args.wait).await?,
+    };
     if args.file.is_none() {
         return submit_one(&mut transport, &submitted[0], args.wait, args.timeout).await;
     }
@@ -243,6 +250,15 @@ enum Transport {
         /// The reply queue's name and stream, opened before any publish so no result is missed.
         replies: Option<(String, Deliveries)>,
     },
+    /// `POST /v1/tasks` with our id as the `Idempotency-Key`; results by long-polling
+    /// `GET /v1/tasks/{id}`.
+    Http {
+        client: reqwest::Client,
+        /// The API's base URL, without a trailing slash.
+        server: String,
+        /// (the API's id, our id) of each task submitted and not yet reported, oldest first.
+        pending: std::sync::Mutex<std::collections::VecDeque<(String, String)>>,
+    },
 }
 
 impl Transport {
@@ -260,8 +276,40 @@ impl Transport {
         Ok(Transport::Amqp { broker, replies })
     }
 
+    fn http(server: &str) -> Self {
+        Transport::Http {
+            client: reqwest::Client::new(),
+            server: server.trim_end_matches('/').to_string(),
+            pending: Default::default(),
+        }
+    }
+
     async fn publish(&self, id: &str, task: &Task) -> anyhow::Result<()> {
         match self {
+            Transport::Http {
+                client,
+                server,
+                pending,
+            } => {
+                let response = client
+                    .post(format!("{server}/v1/tasks"))
+                    .header("idempotency-key", id)
+                    .json(task)
+                    .send()
+                    .await
+                    .with_context(|| format!("submitting task {id} to {server}"))?;
+                let status = response.status();
+                let body: serde_json::Value = response.json().await.unwrap_or_default();
+                if !status.is_success() {
+                    bail!("{server} refused task {id} ({status}): {}", body["message"].as_str().unwrap_or("no message"));
+                }
+                let api_id = body["id"].as_str().context("the API answered without an id")?;
+                pending
+                    .lock()
+                    .expect("no panics while holding it")
+                    .push_back((api_id.to_string(), id.to_string()));
+                Ok(())
+            }
             Transport::Amqp { broker, replies } => {
                 let mut message = Message::new(task.to_json_bytes()).with_id(id);
                 if let Some((reply_to, _)) = replies {
@@ -279,6 +327,28 @@ impl Transport {
     /// The next result; `None` once no more can come.
     async fn next_result(&mut self) -> anyhow::Result<Option<TaskResult>> {
         match self {
+            Transport::Http {
+                client,
+                server,
+                pending,
+            } => {
+                let Some((api_id, our_id)) = pending.get_mut().expect("no panics while holding it").pop_front() else {
+                    return Ok(None);
+                };
+                loop {
+                    let record: serde_json::Value = client
+                        .get(format!("{server}/v1/tasks/{api_id}?wait=30s"))
+                        .send()
+                        .await
+                        .and_then(reqwest::Response::error_for_status)
+                        .with_context(|| format!("reading task {api_id} from {server}"))?
+                        .json()
+                        .await?;
+                    if let Some(result) = record_to_result(&record, &our_id)? {
+                        return Ok(Some(result));
+                    }
+                }
+            }
             Transport::Amqp { replies, .. } => {
                 let (_, deliveries) = replies
                     .as_mut()
@@ -305,10 +375,45 @@ impl Transport {
     }
 }
 
+/// A final task record of the API as a result under our id; `None` while it is not final.
+fn record_to_result(record: &serde_json::Value, id: &str) -> anyhow::Result<Option<TaskResult>> {
+    let outcome = match record["status"].as_str() {
+        Some("done") => TaskOutcome::Ok {
+            result: record["result"].clone(),
+        },
+        Some("failed" | "dead") => TaskOutcome::Error {
+            error: serde_json::from_value(record["error"].clone())
+                .context("a failed task record without a readable error")?,
+        },
+        _ => return Ok(None),
+    };
+    Ok(Some(TaskResult {
+        id: id.to_string(),
+        algorithm: record["algorithm"].as_str().unwrap_or_default().to_string(),
+        outcome,
+        attempts: record["attempts"].as_u64().unwrap_or(0) as u32,
+        runner: record["runner"].as_str().map(String::from),
+        duration_ms: record["duration_ms"].as_u64().unwrap_or(0),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn api_records_become_results_once_final() {
+        let done = json!({"id": "api-1", "algorithm": "echo", "status": "done", "attempts": 1,
+                          "result": {"length": 1}, "runner": "http://r", "duration_ms": 4});
+        let result = record_to_result(&done, "ours").unwrap().unwrap();
+        assert_eq!((result.id.as_str(), result.is_ok(), result.attempts), ("ours", true, 1));
+        let failed = json!({"status": "failed", "algorithm": "echo", "attempts": 1,
+                            "error": {"kind": "rejected", "message": "bad", "status": 400}});
+        assert!(!record_to_result(&failed, "x").unwrap().unwrap().is_ok());
+        assert!(record_to_result(&json!({"status": "queued"}), "x").unwrap().is_none());
+        assert!(record_to_result(&json!({"status": "dead"}), "x").is_err());
+    }
 
     #[test]
     fn a_tasks_file_is_read_line_by_line() {
