@@ -76,7 +76,11 @@ impl Catalog {
     }
 
     /// Refuses a payload its algorithm's schema rejects, naming the offending field.
-    pub async fn check(&self, algorithm: &str, payload: &Value) -> Result<Result<(), Refusal>, ClientError> {
+    pub async fn check(
+        &self,
+        algorithm: &str,
+        payload: &Value,
+    ) -> Result<Result<(), Refusal>, ClientError> {
         let mut cache = self.cache.lock().await;
         let stale = cache.fetched_at.is_none_or(|at| at.elapsed() > MAX_AGE);
         let unknown = !cache.algorithms.contains_key(algorithm)
@@ -139,14 +143,16 @@ fn compile(runners: &[RunnerEntry]) -> BTreeMap<String, Compiled> {
     let mut algorithms: BTreeMap<String, Compiled> = BTreeMap::new();
     for runner in runners {
         for algorithm in &runner.algorithms {
-            let entry = algorithms.entry(algorithm.name.clone()).or_insert_with(|| Compiled {
-                listing: AlgorithmListing {
-                    name: algorithm.name.clone(),
-                    schema: Value::Null,
-                    replicas: Vec::new(),
-                },
-                validator: None,
-            });
+            let entry = algorithms
+                .entry(algorithm.name.clone())
+                .or_insert_with(|| Compiled {
+                    listing: AlgorithmListing {
+                        name: algorithm.name.clone(),
+                        schema: Value::Null,
+                        replicas: Vec::new(),
+                    },
+                    validator: None,
+                });
             if entry.validator.is_none() && !algorithm.schema.is_null() {
                 match jsonschema::validator_for(&algorithm.schema) {
                     Ok(validator) => {

@@ -53,7 +53,9 @@ pub async fn collect_results(
                 Ok(result) => result,
                 Err(error) => {
                     // Not ours to fix and nothing to wait for: keep the queue moving.
-                    tracing::error!("dropping a message on the results queue that is not a result: {error}");
+                    tracing::error!(
+                        "dropping a message on the results queue that is not a result: {error}"
+                    );
                     let _ = delivery.ack().await;
                     continue;
                 }

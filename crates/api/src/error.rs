@@ -36,10 +36,20 @@ impl IntoResponse for ApiError {
             }
             ApiError::Internal(detail) => {
                 tracing::error!("internal error: {detail}");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_string())
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error".to_string(),
+                )
             }
         };
-        let mut response = (status, Json(ErrorBody { message, error: None })).into_response();
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                message,
+                error: None,
+            }),
+        )
+            .into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()

@@ -55,7 +55,8 @@ pub struct TaskApi {
 }
 
 /// Asks the broker whether a task id is held by a consumer right now.
-pub type LeaseProbe = Arc<dyn Fn(String) -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
+pub type LeaseProbe =
+    Arc<dyn Fn(String) -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
 
 mod metrics {
     use prometheus::{IntCounterVec, Opts, Registry};
@@ -71,17 +72,27 @@ mod metrics {
         pub fn new() -> ApiMetrics {
             let registry = Registry::new();
             let submitted = IntCounterVec::new(
-                Opts::new("switchyard_api_tasks_submitted_total", "Tasks accepted by the API"),
+                Opts::new(
+                    "switchyard_api_tasks_submitted_total",
+                    "Tasks accepted by the API",
+                ),
                 &["algorithm"],
             )
             .expect("valid metric");
             let refused = IntCounterVec::new(
-                Opts::new("switchyard_api_tasks_refused_total", "Submits refused by the API"),
+                Opts::new(
+                    "switchyard_api_tasks_refused_total",
+                    "Submits refused by the API",
+                ),
                 &["reason"],
             )
             .expect("valid metric");
-            registry.register(Box::new(submitted.clone())).expect("registers once");
-            registry.register(Box::new(refused.clone())).expect("registers once");
+            registry
+                .register(Box::new(submitted.clone()))
+                .expect("registers once");
+            registry
+                .register(Box::new(refused.clone()))
+                .expect("registers once");
             ApiMetrics {
                 registry,
                 submitted,
@@ -142,8 +153,11 @@ impl TaskApi {
         let pending = self.store.unpublished().await?;
         for task in &pending {
             tracing::info!(task = %task.id, algorithm = %task.algorithm, "republishing a task accepted before a restart");
-            self.publish(&task.id, Task::new(task.algorithm.clone(), task.payload.clone()))
-                .await?;
+            self.publish(
+                &task.id,
+                Task::new(task.algorithm.clone(), task.payload.clone()),
+            )
+            .await?;
         }
         Ok(pending.len())
     }
@@ -165,17 +179,28 @@ impl TaskApi {
         let id = new_task_id();
         let inserted = self
             .store
-            .insert(id.clone(), algorithm.clone(), payload.clone(), idempotency_key)
+            .insert(
+                id.clone(),
+                algorithm.clone(),
+                payload.clone(),
+                idempotency_key,
+            )
             .await?;
         if let store::Inserted::Existing(existing) = inserted {
             tracing::info!(task = %existing, "idempotent resubmit: returning the existing task");
             return Ok(Submitted::Existing(existing));
         }
-        if let Err(error) = self.publish(&id, Task::new(algorithm.clone(), payload)).await {
+        if let Err(error) = self
+            .publish(&id, Task::new(algorithm.clone(), payload))
+            .await
+        {
             self.store.remove(id).await?;
             return Err(error);
         }
-        self.metrics.submitted.with_label_values(&[&algorithm]).inc();
+        self.metrics
+            .submitted
+            .with_label_values(&[&algorithm])
+            .inc();
         tracing::info!(task = %id, %algorithm, "task accepted");
         Ok(Submitted::New(id))
     }
@@ -200,7 +225,9 @@ impl TaskApi {
             {
                 record.status = TaskStatus::Running;
             }
-            let done = record.as_ref().is_none_or(|record| record.status.is_final());
+            let done = record
+                .as_ref()
+                .is_none_or(|record| record.status.is_final());
             if done || tokio::time::Instant::now() >= deadline {
                 return Ok(record);
             }

@@ -26,7 +26,8 @@ const MAX_IDEMPOTENCY_KEY: usize = 200;
 
 pub fn router(api: TaskApi, max_body_bytes: usize) -> Router {
     let openapi: Value = serde_json::from_str(OPENAPI).expect("openapi.json is valid JSON");
-    let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", openapi);
+    let docs =
+        utoipa_swagger_ui::SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", openapi);
     Router::new()
         .route("/v1/tasks", post(submit))
         .route("/v1/tasks/{id}", get(task))
@@ -54,7 +55,9 @@ fn empty_object() -> Value {
 }
 
 /// Reads a JSON body, naming the offending field and answering 413 past the body limit.
-fn parse_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+fn parse_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(rejection.body_text()),
         _ => ApiError::BadRequest(rejection.body_text()),
@@ -84,9 +87,9 @@ async fn submit(
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,
         Some(value) => {
-            let key = value
-                .to_str()
-                .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?;
+            let key = value.to_str().map_err(|_| {
+                ApiError::BadRequest("Idempotency-Key must be visible ASCII".into())
+            })?;
             if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
                 return Err(ApiError::BadRequest(format!(
                     "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters"
@@ -95,7 +98,10 @@ async fn submit(
             Some(key.to_string())
         }
     };
-    let answer = match api.submit(request.algorithm, request.payload, idempotency_key).await? {
+    let answer = match api
+        .submit(request.algorithm, request.payload, idempotency_key)
+        .await?
+    {
         Submitted::New(id) => (StatusCode::ACCEPTED, Json(json!({"id": id}))),
         Submitted::Existing(id) => (StatusCode::OK, Json(json!({"id": id}))),
     };
@@ -113,7 +119,12 @@ async fn task(
     query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
-    if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
+    if id.is_empty()
+        || id.len() > 128
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+    {
         return Err(ApiError::BadRequest(format!(
             "'{}' is not a task id (ids are up to 128 characters of letters, digits and -_.:)",
             id.chars().take(64).collect::<String>()
@@ -121,7 +132,9 @@ async fn task(
     }
     let wait = match query.wait.as_deref() {
         None => Duration::ZERO,
-        Some(text) => parse_duration(text).map_err(|e| ApiError::BadRequest(format!("wait: {e}")))?,
+        Some(text) => {
+            parse_duration(text).map_err(|e| ApiError::BadRequest(format!("wait: {e}")))?
+        }
     };
     let record = api
         .task(id.clone(), wait)

@@ -51,7 +51,10 @@ impl TaskStatus {
     }
 
     pub fn is_final(self) -> bool {
-        matches!(self, TaskStatus::Done | TaskStatus::Failed | TaskStatus::Dead)
+        matches!(
+            self,
+            TaskStatus::Done | TaskStatus::Failed | TaskStatus::Dead
+        )
     }
 
     fn of_result(result: &TaskResult) -> TaskStatus {
@@ -147,7 +150,9 @@ impl TaskStore {
     ) -> Result<T, StoreError> {
         let connection = self.connection.clone();
         tokio::task::spawn_blocking(move || {
-            let mut connection = connection.lock().unwrap_or_else(|poison| poison.into_inner());
+            let mut connection = connection
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
             work(&mut connection)
         })
         .await
@@ -353,8 +358,14 @@ mod tests {
     async fn idempotency_key_returns_the_first_task() {
         let (_dir, store) = store();
         let key = Some("k1".to_string());
-        let first = store.insert("a".into(), "echo".into(), json!({}), key.clone()).await.unwrap();
-        let second = store.insert("b".into(), "echo".into(), json!({}), key).await.unwrap();
+        let first = store
+            .insert("a".into(), "echo".into(), json!({}), key.clone())
+            .await
+            .unwrap();
+        let second = store
+            .insert("b".into(), "echo".into(), json!({}), key)
+            .await
+            .unwrap();
         assert_eq!(first, Inserted::New);
         assert_eq!(second, Inserted::Existing("a".into()));
         assert!(store.get("b".into()).await.unwrap().is_none());
@@ -363,8 +374,14 @@ mod tests {
     #[tokio::test]
     async fn unpublished_tasks_are_found_until_marked() {
         let (_dir, store) = store();
-        store.insert("a".into(), "echo".into(), json!({"text": "x"}), None).await.unwrap();
-        store.insert("b".into(), "echo".into(), json!({}), None).await.unwrap();
+        store
+            .insert("a".into(), "echo".into(), json!({"text": "x"}), None)
+            .await
+            .unwrap();
+        store
+            .insert("b".into(), "echo".into(), json!({}), None)
+            .await
+            .unwrap();
         store.mark_published("b".into()).await.unwrap();
         let pending = store.unpublished().await.unwrap();
         assert_eq!(
@@ -380,8 +397,14 @@ mod tests {
     #[tokio::test]
     async fn results_are_recorded_once_per_id() {
         let (_dir, store) = store();
-        store.insert("a".into(), "echo".into(), json!({}), None).await.unwrap();
-        assert_eq!(store.record_result(ok_result("a")).await.unwrap(), TaskStatus::Done);
+        store
+            .insert("a".into(), "echo".into(), json!({}), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.record_result(ok_result("a")).await.unwrap(),
+            TaskStatus::Done
+        );
         store.record_result(ok_result("a")).await.unwrap();
         let record = store.get("a".into()).await.unwrap().unwrap();
         assert_eq!(record.status, TaskStatus::Done);

@@ -30,7 +30,10 @@ pub fn path_from_args(args: impl IntoIterator<Item = OsString>) -> PathBuf {
 
 /// The first argument that is not a flag: the subcommand, for its `[table]`.
 pub fn subcommand_from_args(args: impl IntoIterator<Item = OsString>) -> Option<String> {
-    let mut args = args.into_iter().skip(1).map(|a| a.to_string_lossy().into_owned());
+    let mut args = args
+        .into_iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned());
     while let Some(arg) = args.next() {
         if arg == "--config" {
             args.next();
@@ -64,7 +67,10 @@ pub fn load_into_env(path: &Path, subcommand: Option<&str>) -> anyhow::Result<()
 fn variables(text: &str, subcommand: Option<&str>) -> anyhow::Result<Vec<(String, String)>> {
     let table: toml::Table = text.parse()?;
     let mut vars = Vec::new();
-    if let Some(section) = subcommand.and_then(|name| table.get(name)).and_then(|v| v.as_table()) {
+    if let Some(section) = subcommand
+        .and_then(|name| table.get(name))
+        .and_then(|v| v.as_table())
+    {
         collect(section, &mut vars)?;
     }
     collect(&table, &mut vars)?;
@@ -119,6 +125,17 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_valid() {
+        let text = include_str!("../../../switchyard.example.toml");
+        let vars = variables(text, Some("up")).unwrap();
+        assert!(vars.contains(&("SWITCHYARD_DATA".into(), "./switchyard-data".into())));
+        assert!(vars.contains(&(
+            "SWITCHYARD_DISCOVERY_LISTEN".into(),
+            "127.0.0.1:8500".into()
+        )));
+    }
+
+    #[test]
     fn invalid_files_are_errors() {
         assert!(variables("concurrency = ", None).is_err());
         assert!(variables("algorithms = [1, 2]", None).is_err());
@@ -126,7 +143,15 @@ mod tests {
 
     #[test]
     fn finds_config_and_subcommand_in_args() {
-        let args = ["switchyard", "--config", "x.toml", "runner", "--listen", "a"].map(OsString::from);
+        let args = [
+            "switchyard",
+            "--config",
+            "x.toml",
+            "runner",
+            "--listen",
+            "a",
+        ]
+        .map(OsString::from);
         assert_eq!(path_from_args(args.clone()), PathBuf::from("x.toml"));
         assert_eq!(subcommand_from_args(args).as_deref(), Some("runner"));
     }

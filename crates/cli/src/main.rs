@@ -11,10 +11,19 @@ mod shutdown;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "Plug & play analysis worker: queue in, algorithms, results out")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Plug & play analysis worker: queue in, algorithms, results out"
+)]
 struct Cli {
     /// Configuration file; its keys are the flags' long names (also `SWITCHYARD_*` variables).
-    #[arg(long, global = true, env = "SWITCHYARD_CONFIG", default_value = "switchyard.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHYARD_CONFIG",
+        default_value = "switchyard.toml"
+    )]
     config: std::path::PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -40,10 +49,15 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let config_path = config::path_from_args(std::env::args_os());
-    config::load_into_env(&config_path, config::subcommand_from_args(std::env::args_os()).as_deref())?;
+    config::load_into_env(
+        &config_path,
+        config::subcommand_from_args(std::env::args_os()).as_deref(),
+    )?;
     let cli = Cli::parse();
     init_tracing();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let outcome = runtime.block_on(async move {
         match cli.command {
             Command::Up(args) => commands::up::run(args).await,

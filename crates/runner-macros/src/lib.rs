@@ -45,10 +45,16 @@ fn expand(mut function: ItemFn, name: Option<LitStr>) -> syn::Result<proc_macro2
     let mut args = Vec::new();
     for input in &function.sig.inputs {
         let FnArg::Typed(typed) = input else {
-            return Err(syn::Error::new(input.span(), "an algorithm is a free function: no `self`"));
+            return Err(syn::Error::new(
+                input.span(),
+                "an algorithm is a free function: no `self`",
+            ));
         };
         let Pat::Ident(pat) = typed.pat.as_ref() else {
-            return Err(syn::Error::new(typed.pat.span(), "parameters must be plain names: they become payload fields"));
+            return Err(syn::Error::new(
+                typed.pat.span(),
+                "parameters must be plain names: they become payload fields",
+            ));
         };
         let ident = &pat.ident;
         let ty = &typed.ty;
@@ -93,7 +99,9 @@ fn pascal_case(snake: &str) -> String {
         .filter(|part| !part.is_empty())
         .map(|part| {
             let mut chars = part.chars();
-            chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
+            chars.next().map_or_else(String::new, |first| {
+                first.to_uppercase().chain(chars).collect()
+            })
         })
         .collect()
 }

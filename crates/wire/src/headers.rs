@@ -46,7 +46,10 @@ mod tests {
         let a = traceparent_for("task-1", 1);
         let parts: Vec<&str> = a.split('-').collect();
         assert_eq!(parts.len(), 4);
-        assert_eq!((parts[0], parts[1].len(), parts[2].len(), parts[3]), ("00", 32, 16, "01"));
+        assert_eq!(
+            (parts[0], parts[1].len(), parts[2].len(), parts[3]),
+            ("00", 32, 16, "01")
+        );
         assert_eq!(
             a.split('-').nth(1),
             traceparent_for("task-1", 2).split('-').nth(1)

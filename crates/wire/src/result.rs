@@ -109,10 +109,7 @@ mod tests {
             json!({"id": "t1", "algorithm": "echo", "status": "ok", "result": {"length": 2},
                    "attempts": 1, "runner": "http://r:1", "duration_ms": 5})
         );
-        assert_eq!(
-            serde_json::from_value::<TaskResult>(value).unwrap(),
-            result
-        );
+        assert_eq!(serde_json::from_value::<TaskResult>(value).unwrap(), result);
     }
 
     #[test]

@@ -246,7 +246,8 @@ fn progress(length: usize, prefix: &'static str) -> ProgressBar {
 enum Transport {
     /// Publish to the task queue; results come to an exclusive reply queue (`reply_to`).
     Amqp {
-        broker: AmqpBroker,
+        /// Boxed: the AMQP client is large and the enum is moved around.
+        broker: Box<AmqpBroker>,
         /// The reply queue's name and stream, opened before any publish so no result is missed.
         replies: Option<(String, Deliveries)>,
     },
@@ -273,7 +274,10 @@ impl Transport {
             ),
             false => None,
         };
-        Ok(Transport::Amqp { broker, replies })
+        Ok(Transport::Amqp {
+            broker: Box::new(broker),
+            replies,
+        })
     }
 
     fn http(server: &str) -> Self {
@@ -301,9 +305,14 @@ impl Transport {
                 let status = response.status();
                 let body: serde_json::Value = response.json().await.unwrap_or_default();
                 if !status.is_success() {
-                    bail!("{server} refused task {id} ({status}): {}", body["message"].as_str().unwrap_or("no message"));
+                    bail!(
+                        "{server} refused task {id} ({status}): {}",
+                        body["message"].as_str().unwrap_or("no message")
+                    );
                 }
-                let api_id = body["id"].as_str().context("the API answered without an id")?;
+                let api_id = body["id"]
+                    .as_str()
+                    .context("the API answered without an id")?;
                 pending
                     .lock()
                     .expect("no panics while holding it")
@@ -332,7 +341,11 @@ impl Transport {
                 server,
                 pending,
             } => {
-                let Some((api_id, our_id)) = pending.get_mut().expect("no panics while holding it").pop_front() else {
+                let Some((api_id, our_id)) = pending
+                    .get_mut()
+                    .expect("no panics while holding it")
+                    .pop_front()
+                else {
                     return Ok(None);
                 };
                 loop {
@@ -407,11 +420,18 @@ mod tests {
         let done = json!({"id": "api-1", "algorithm": "echo", "status": "done", "attempts": 1,
                           "result": {"length": 1}, "runner": "http://r", "duration_ms": 4});
         let result = record_to_result(&done, "ours").unwrap().unwrap();
-        assert_eq!((result.id.as_str(), result.is_ok(), result.attempts), ("ours", true, 1));
+        assert_eq!(
+            (result.id.as_str(), result.is_ok(), result.attempts),
+            ("ours", true, 1)
+        );
         let failed = json!({"status": "failed", "algorithm": "echo", "attempts": 1,
                             "error": {"kind": "rejected", "message": "bad", "status": 400}});
         assert!(!record_to_result(&failed, "x").unwrap().unwrap().is_ok());
-        assert!(record_to_result(&json!({"status": "queued"}), "x").unwrap().is_none());
+        assert!(
+            record_to_result(&json!({"status": "queued"}), "x")
+                .unwrap()
+                .is_none()
+        );
         assert!(record_to_result(&json!({"status": "dead"}), "x").is_err());
     }
 

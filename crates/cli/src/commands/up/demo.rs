@@ -23,16 +23,42 @@ fn image(name: &'static str, bytes: &[u8]) -> (&'static str, Value) {
 fn samples() -> Vec<Sample> {
     let mut samples = Vec::new();
     for (input, payload) in [
-        image("coffee.png", include_bytes!("../../../../algorithms/testdata/images/coffee.png")),
-        image("camera.png", include_bytes!("../../../../algorithms/testdata/images/camera.png")),
-        image("chelsea.png", include_bytes!("../../../../algorithms/testdata/images/chelsea.png")),
-        image("china.jpg", include_bytes!("../../../../algorithms/testdata/images/china.jpg")),
-        image("flower.jpg", include_bytes!("../../../../algorithms/testdata/images/flower.jpg")),
+        image(
+            "coffee.png",
+            include_bytes!("../../../../algorithms/testdata/images/coffee.png"),
+        ),
+        image(
+            "camera.png",
+            include_bytes!("../../../../algorithms/testdata/images/camera.png"),
+        ),
+        image(
+            "chelsea.png",
+            include_bytes!("../../../../algorithms/testdata/images/chelsea.png"),
+        ),
+        image(
+            "china.jpg",
+            include_bytes!("../../../../algorithms/testdata/images/china.jpg"),
+        ),
+        image(
+            "flower.jpg",
+            include_bytes!("../../../../algorithms/testdata/images/flower.jpg"),
+        ),
     ] {
-        samples.push(Sample { algorithm: "image_classifier", input, payload });
+        samples.push(Sample {
+            algorithm: "image_classifier",
+            input,
+            payload,
+        });
     }
-    let (input, payload) = image("ocr-sample.png", include_bytes!("../../../demo/ocr-sample.png"));
-    samples.push(Sample { algorithm: "ocr", input, payload });
+    let (input, payload) = image(
+        "ocr-sample.png",
+        include_bytes!("../../../demo/ocr-sample.png"),
+    );
+    samples.push(Sample {
+        algorithm: "ocr",
+        input,
+        payload,
+    });
     for text in [
         "Good morning",
         "Der Zug fährt um acht Uhr ab.",
@@ -74,7 +100,10 @@ pub async fn run(api_base: &str, hosted: &[String]) -> anyhow::Result<bool> {
         .into_iter()
         .filter(|sample| hosted.iter().any(|name| name == sample.algorithm))
         .collect();
-    anyhow::ensure!(!samples.is_empty(), "no demo sample for the hosted algorithms {hosted:?}");
+    anyhow::ensure!(
+        !samples.is_empty(),
+        "no demo sample for the hosted algorithms {hosted:?}"
+    );
     eprintln!("demo: submitting {} tasks through the queue", samples.len());
     let started = Instant::now();
     let mut submitted = Vec::new();
@@ -87,8 +116,15 @@ pub async fn run(api_base: &str, hosted: &[String]) -> anyhow::Result<bool> {
             .context("submitting a demo task")?;
         let status = response.status();
         let body: Value = response.json().await.context("reading the submit answer")?;
-        anyhow::ensure!(status.is_success(), "submit of {} refused ({status}): {body}", sample.input);
-        let id = body["id"].as_str().context("submit answer without id")?.to_string();
+        anyhow::ensure!(
+            status.is_success(),
+            "submit of {} refused ({status}): {body}",
+            sample.input
+        );
+        let id = body["id"]
+            .as_str()
+            .context("submit answer without id")?
+            .to_string();
         submitted.push((sample, id));
     }
     let mut rows = Vec::new();
@@ -113,7 +149,12 @@ pub async fn run(api_base: &str, hosted: &[String]) -> anyhow::Result<bool> {
     Ok(all_done)
 }
 
-async fn wait_for(http: &reqwest::Client, api_base: &str, id: &str, limit: Duration) -> anyhow::Result<Value> {
+async fn wait_for(
+    http: &reqwest::Client,
+    api_base: &str,
+    id: &str,
+    limit: Duration,
+) -> anyhow::Result<Value> {
     let deadline = Instant::now() + limit;
     loop {
         let record: Value = http
@@ -127,7 +168,10 @@ async fn wait_for(http: &reqwest::Client, api_base: &str, id: &str, limit: Durat
         if matches!(status, "done" | "failed" | "dead") {
             return Ok(record);
         }
-        anyhow::ensure!(Instant::now() < deadline, "task {id} still {status} after {limit:?}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "task {id} still {status} after {limit:?}"
+        );
     }
 }
 
@@ -166,7 +210,10 @@ fn truncate(text: &str, max: usize) -> String {
 }
 
 fn print_table(rows: &[Row]) {
-    println!("{:<20} {:<34} {:<7} {:<48} {:>7}", "ALGORITHM", "INPUT", "STATUS", "ANSWER", "MS");
+    println!(
+        "{:<20} {:<34} {:<7} {:<48} {:>7}",
+        "ALGORITHM", "INPUT", "STATUS", "ANSWER", "MS"
+    );
     for row in rows {
         println!(
             "{:<20} {:<34} {:<7} {:<48} {:>7}",
@@ -185,9 +232,11 @@ mod tests {
 
     #[test]
     fn summaries_pick_the_meaningful_field() {
-        let classified = json!({"status": "done", "result": {"label": "espresso", "score": 0.9571}});
+        let classified =
+            json!({"status": "done", "result": {"label": "espresso", "score": 0.9571}});
         assert_eq!(summarise(&classified), "espresso (0.957)");
-        let language = json!({"status": "done", "result": {"language": "en", "probability": 0.991}});
+        let language =
+            json!({"status": "done", "result": {"language": "en", "probability": 0.991}});
         assert_eq!(summarise(&language), "en (0.99)");
         let ocr = json!({"status": "done", "result": {"text": "Plug and\nplay", "language": "eng", "lines": []}});
         assert_eq!(summarise(&ocr), "Plug and play");
@@ -199,7 +248,10 @@ mod tests {
     fn every_built_in_algorithm_has_a_sample() {
         let samples = samples();
         for algorithm in ["image_classifier", "ocr", "language_detection", "echo"] {
-            assert!(samples.iter().any(|sample| sample.algorithm == algorithm), "{algorithm}");
+            assert!(
+                samples.iter().any(|sample| sample.algorithm == algorithm),
+                "{algorithm}"
+            );
         }
     }
 }

@@ -28,7 +28,11 @@ pub struct Args {
     #[arg(long, env = "SWITCHYARD_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Where discovery listens; external runners register here.
-    #[arg(long, env = "SWITCHYARD_DISCOVERY_LISTEN", default_value = "127.0.0.1:8500")]
+    #[arg(
+        long,
+        env = "SWITCHYARD_DISCOVERY_LISTEN",
+        default_value = "127.0.0.1:8500"
+    )]
     discovery_listen: SocketAddr,
     /// Directory of the embedded queue and the task store.
     #[arg(long, env = "SWITCHYARD_DATA", default_value = "./switchyard-data")]
@@ -110,7 +114,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("--token (SWITCHYARD_TOKEN) is empty: set a secret, or unset it");
     }
     let names = if args.algorithms.is_empty() {
-        switchyard_algorithms::available().into_iter().map(String::from).collect()
+        switchyard_algorithms::available()
+            .into_iter()
+            .map(String::from)
+            .collect()
     } else {
         args.algorithms.clone()
     };
@@ -162,7 +169,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )?;
     let controller_shutdown = shutdown.clone();
     components.spawn(named("controller", async move {
-        controller.run(controller_shutdown).await.map_err(anyhow::Error::from)
+        controller
+            .run(controller_shutdown)
+            .await
+            .map_err(anyhow::Error::from)
     }));
 
     let mut api = TaskApi::new(
@@ -176,7 +186,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let republished = api.republish_unconfirmed().await?;
     if republished > 0 {
-        tracing::info!(republished, "republished tasks accepted before the last stop");
+        tracing::info!(
+            republished,
+            "republished tasks accepted before the last stop"
+        );
     }
     components.spawn(named(
         "result collector",
@@ -264,7 +277,9 @@ async fn wait_until_hosted(api_url: &str, names: &[String], limit: Duration) -> 
     eprintln!("demo: waiting for {} to load", names.join(", "));
     loop {
         if let Ok(response) = http.get(format!("{api_url}/v1/schemas")).send().await
-            && let Ok(schemas) = response.json::<serde_json::Map<String, serde_json::Value>>().await
+            && let Ok(schemas) = response
+                .json::<serde_json::Map<String, serde_json::Value>>()
+                .await
             && names.iter().all(|name| schemas.contains_key(name))
         {
             return Ok(());
