@@ -219,15 +219,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             wait_until_hosted(&api_url, &names, Duration::from_secs(600)).await?;
             demo::run(&api_url, &names).await
         };
+        // Biased: once shutdown is requested, components ending is expected, not a failure.
         tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => None,
             outcome = demo => Some(outcome),
             failed = components.join_next() => Some(Err(component_failure(failed))),
-            _ = shutdown.cancelled() => None,
         }
     } else {
         tokio::select! {
-            failed = components.join_next() => Some(Err(component_failure(failed))),
+            biased;
             _ = shutdown.cancelled() => None,
+            failed = components.join_next() => Some(Err(component_failure(failed))),
         }
     };
     shutdown.cancel();
