@@ -54,7 +54,9 @@ fn empty_object() -> Value {
     json!({})
 }
 
-/// Reads a JSON body, naming the offending field and answering 413 past the body limit.
+/// Reads a JSON object body, naming the offending field and answering 413 past the body limit.
+/// The body is parsed to a `Value` first because serde would otherwise also read a struct from
+/// a JSON array (`["echo", {}]`), positionally, which no client means.
 fn parse_body<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
@@ -62,20 +64,22 @@ fn parse_body<T: serde::de::DeserializeOwned>(
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(rejection.body_text()),
         _ => ApiError::BadRequest(rejection.body_text()),
     })?;
-    let mut deserializer = serde_json::Deserializer::from_slice(&body);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|error| ApiError::BadRequest(format!("body is not valid JSON: {error}")))?;
+    if !value.is_object() {
+        return Err(ApiError::BadRequest(
+            "body is not a request: expected a JSON object".into(),
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
-        if inner.is_syntax() || inner.is_eof() || path == "." {
-            ApiError::BadRequest(format!("body is not a valid request: {inner}"))
+        if path == "." {
+            ApiError::BadRequest(format!("body is not a request: {inner}"))
         } else {
             ApiError::BadRequest(format!("invalid field '{path}': {inner}"))
         }
-    })?;
-    deserializer
-        .end()
-        .map_err(|error| ApiError::BadRequest(format!("body is not a valid request: {error}")))?;
-    Ok(value)
+    })
 }
 
 async fn submit(

@@ -1,0 +1,583 @@
+//! The task API over HTTP, with a real discovery, runner and controller behind it: what a
+//! producer sees on every route, the happy paths and every refusal.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{MAX_BODY, Stack, answer};
+use switchyard_api::TaskStatus;
+
+/// Asserts a refusal: its status, and a `{"message"}` that contains every `needle`.
+fn assert_refused((status, body): (u16, Value), expected: u16, needles: &[&str]) {
+    assert_eq!(status, expected, "{body}");
+    let message = body["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no message in {body}"));
+    for needle in needles {
+        assert!(message.contains(needle), "{needle:?} not in {message:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitted_task_runs_and_its_result_is_shown() {
+    let stack = Stack::start().await;
+    let id = stack.accepted("echo", json!({"text": "hi"})).await;
+    let record = stack.wait_final(&id).await;
+    assert_eq!(record["id"], id);
+    assert_eq!(record["algorithm"], "echo");
+    assert_eq!(record["status"], "done", "{record}");
+    assert_eq!(record["result"], json!({"text": "hi", "length": 2}));
+    assert_eq!(record["attempts"], 1);
+    assert_eq!(record["runner"], stack.runner_url.as_str());
+    assert!(record.get("error").is_none(), "{record}");
+
+    let (status, metrics) = stack.get("/metrics").await;
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().unwrap();
+    assert!(
+        metrics.contains(r#"switchyard_api_tasks_submitted_total{algorithm="echo"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"switchyard_api_tasks{status="done"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_poll_returns_when_the_task_finishes() {
+    let stack = Stack::start().await;
+    let id = stack.accepted("nap", json!({"ms": 1500})).await;
+    let (_, early) = stack.get(&format!("/v1/tasks/{id}")).await;
+    assert!(
+        matches!(early["status"].as_str(), Some("queued" | "running")),
+        "{early}"
+    );
+    let started = Instant::now();
+    let (status, record) = stack.get(&format!("/v1/tasks/{id}?wait=50s")).await;
+    assert_eq!(status, 200);
+    assert_eq!(record["status"], "done", "{record}");
+    assert_eq!(record["result"], 1500);
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "the wait did not end with the task: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_poll_returns_the_queued_record_when_nothing_finishes() {
+    let stack = Stack::start().await;
+    // In the store but never published: nothing will ever finish it.
+    stack
+        .api
+        .store()
+        .insert("stuck-1".into(), "echo".into(), json!({"text": "x"}), None)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (status, record) = stack.get("/v1/tasks/stuck-1?wait=1500ms").await;
+    let waited = started.elapsed();
+    assert_eq!(status, 200);
+    assert_eq!(record["status"], "queued", "{record}");
+    assert!(record.get("result").is_none(), "{record}");
+    assert!(
+        waited >= Duration::from_millis(1400),
+        "returned early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(20),
+        "held too long: {waited:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_idempotency_key_returns_the_same_task_run_once() {
+    let stack = Stack::start().await;
+    let body = json!({"algorithm": "echo", "payload": {"text": "once"}});
+    let (first_status, first) = stack.submit(body.clone(), Some("order-17")).await;
+    assert_eq!(first_status, 202, "{first}");
+    let id = first["id"].as_str().unwrap().to_string();
+    stack.wait_final(&id).await;
+    let (second_status, second) = stack.submit(body, Some("order-17")).await;
+    assert_eq!(second_status, 200, "{second}");
+    assert_eq!(second["id"], id);
+    // Another key is another task.
+    let (other_status, other) = stack
+        .submit(
+            json!({"algorithm": "echo", "payload": {"text": "once"}}),
+            Some("order-18"),
+        )
+        .await;
+    assert_eq!(other_status, 202);
+    assert_ne!(other["id"], id);
+    stack.wait_final(other["id"].as_str().unwrap()).await;
+
+    assert_eq!(stack.results_for(&id), 1, "the task ran more than once");
+    let (_, metrics) = stack.get("/metrics").await;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains(r#"switchyard_api_tasks_submitted_total{algorithm="echo"} 2"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_submits_with_one_key_create_one_task() {
+    let stack = Stack::start().await;
+    let body = json!({"algorithm": "echo", "payload": {"text": "race"}});
+    let answers =
+        futures::future::join_all((0..8).map(|_| stack.submit(body.clone(), Some("same-key"))))
+            .await;
+    let created = answers.iter().filter(|(status, _)| *status == 202).count();
+    let repeated = answers.iter().filter(|(status, _)| *status == 200).count();
+    assert_eq!((created, repeated), (1, 7), "{answers:?}");
+    let ids: BTreeSet<String> = answers
+        .iter()
+        .map(|(_, body)| body["id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 1, "{answers:?}");
+    let id = answers[0].1["id"].as_str().unwrap();
+    assert_eq!(stack.wait_final(id).await["status"], "done");
+    assert_eq!(stack.results_for(id), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_submitters_lose_no_task() {
+    let stack = Stack::start().await;
+    let clients = (0..4).map(|client| {
+        let stack = &stack;
+        async move {
+            let mut ids = Vec::new();
+            for n in 0..5 {
+                let text = format!("client {client} task {n}");
+                let key = format!("c{client}-t{n}");
+                let (status, body) = stack
+                    .submit(
+                        json!({"algorithm": "echo", "payload": {"text": text}}),
+                        Some(&key),
+                    )
+                    .await;
+                assert_eq!(status, 202, "{body}");
+                ids.push((body["id"].as_str().unwrap().to_string(), text));
+            }
+            ids
+        }
+    });
+    let submitted: Vec<(String, String)> = futures::future::join_all(clients)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let distinct: BTreeSet<&String> = submitted.iter().map(|(id, _)| id).collect();
+    assert_eq!(distinct.len(), 20);
+    for (id, text) in &submitted {
+        let record = stack.wait_final(id).await;
+        assert_eq!(record["status"], "done", "{record}");
+        assert_eq!(record["result"]["text"], text.as_str());
+    }
+    assert!(stack.broker.queued_tasks().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_docs_and_probes_answer() {
+    let stack = Stack::start().await;
+    let (status, algorithms) = stack.get("/v1/algorithms").await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = algorithms
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|algorithm| algorithm["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["echo", "nap", "refuse"]);
+    assert_eq!(
+        algorithms[0]["replicas"][0]["base_url"],
+        stack.runner_url.as_str()
+    );
+    let (status, schemas) = stack.get("/v1/schemas").await;
+    assert_eq!(status, 200);
+    assert_eq!(schemas["echo"]["required"], json!(["text"]));
+    assert_eq!(schemas["echo"]["properties"]["text"]["type"], "string");
+    assert_eq!(stack.get("/health").await, (200, json!({"status": "ok"})));
+    let (status, openapi) = stack.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(openapi["paths"].get("/v1/tasks").is_some(), "{openapi}");
+    let docs = stack.http.get(stack.at("/docs/")).send().await.unwrap();
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.unwrap().contains("swagger"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_submit_bodies_are_refused_naming_the_problem() {
+    let stack = Stack::start().await;
+    let raw = |body: Vec<u8>| {
+        stack
+            .http
+            .post(stack.at("/v1/tasks"))
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    assert_refused(
+        answer(raw(b"not json".to_vec())).await,
+        400,
+        &["body is not valid JSON", "expected"],
+    );
+    assert_refused(
+        answer(raw(b"{\"algorithm\": \"ec\xffho\"}".to_vec())).await,
+        400,
+        &["body is not valid JSON", "unicode"],
+    );
+    assert_refused(
+        answer(raw(Vec::new())).await,
+        400,
+        &["body is not valid JSON", "EOF"],
+    );
+    assert_refused(
+        answer(raw(br#"{"algorithm": "echo"} trailing"#.to_vec())).await,
+        400,
+        &["body is not valid JSON", "trailing"],
+    );
+    assert_refused(
+        stack.submit(json!({"algorithm": 3}), None).await,
+        400,
+        &["algorithm", "invalid type: integer `3`, expected a string"],
+    );
+    assert_refused(
+        stack.submit(json!({"payload": {"text": "x"}}), None).await,
+        400,
+        &["missing field `algorithm`"],
+    );
+    assert_refused(
+        stack
+            .submit(
+                json!({"algorithm": "echo", "payload": {"text": "x"}, "priority": 1}),
+                None,
+            )
+            .await,
+        400,
+        &["unknown field `priority`"],
+    );
+    assert_refused(
+        stack.submit(json!(["echo", {"text": "x"}]), None).await,
+        400,
+        &["body is not a request: expected a JSON object"],
+    );
+    let oversized = json!({"algorithm": "echo", "payload": {"text": "x".repeat(MAX_BODY + 1)}});
+    assert_refused(stack.submit(oversized, None).await, 413, &["length limit"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_are_checked_against_the_algorithm_schema() {
+    let stack = Stack::start().await;
+    assert_refused(
+        stack
+            .submit(json!({"algorithm": "nope", "payload": {}}), None)
+            .await,
+        400,
+        &["unknown algorithm 'nope'", "registered: echo, nap, refuse"],
+    );
+    assert_refused(
+        stack
+            .submit(json!({"algorithm": "echo", "payload": {"text": 1}}), None)
+            .await,
+        400,
+        &["schema of 'echo'", "/text", "string"],
+    );
+    assert_refused(
+        stack
+            .submit(
+                json!({"algorithm": "echo", "payload": {"text": "x", "colour": "red"}}),
+                None,
+            )
+            .await,
+        400,
+        &["schema of 'echo'", "colour"],
+    );
+    assert_refused(
+        stack
+            .submit(json!({"algorithm": "echo", "payload": {}}), None)
+            .await,
+        400,
+        &["schema of 'echo'", "text", "required"],
+    );
+    assert_refused(
+        stack
+            .submit(json!({"algorithm": "echo", "payload": "hi"}), None)
+            .await,
+        400,
+        &["schema of 'echo'", "object"],
+    );
+    // Nothing refused reached the queue or the store.
+    assert!(stack.broker.queued_tasks().is_empty());
+    let (_, metrics) = stack.get("/metrics").await;
+    let metrics = metrics.as_str().unwrap();
+    assert!(
+        metrics.contains(r#"switchyard_api_tasks_refused_total{reason="invalid_payload"} 4"#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("switchyard_api_tasks{"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_idempotency_keys_are_refused() {
+    let stack = Stack::start().await;
+    let body = json!({"algorithm": "echo", "payload": {"text": "x"}});
+    assert_refused(
+        stack.submit(body.clone(), Some("")).await,
+        400,
+        &["Idempotency-Key must be 1 to 200 characters"],
+    );
+    assert_refused(
+        stack.submit(body.clone(), Some(&"k".repeat(201))).await,
+        400,
+        &["Idempotency-Key must be 1 to 200 characters"],
+    );
+    let not_ascii = reqwest::header::HeaderValue::from_bytes("clé".as_bytes()).unwrap();
+    let request = stack
+        .http
+        .post(stack.at("/v1/tasks"))
+        .header("idempotency-key", not_ascii)
+        .json(&body);
+    assert_refused(
+        answer(request).await,
+        400,
+        &["Idempotency-Key must be visible ASCII"],
+    );
+    // The longest allowed key works.
+    let (status, _) = stack.submit(body, Some(&"k".repeat(200))).await;
+    assert_eq!(status, 202);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_task_ids_and_waits_are_refused() {
+    let stack = Stack::start().await;
+    assert_refused(
+        stack.get("/v1/tasks/..%2F..").await,
+        400,
+        &["'../..' is not a task id"],
+    );
+    assert_refused(
+        stack.get(&format!("/v1/tasks/{}", "a".repeat(200))).await,
+        400,
+        &["is not a task id", "up to 128 characters"],
+    );
+    assert_refused(
+        stack.get("/v1/tasks/0190a1b2-unknown").await,
+        404,
+        &["no task with id '0190a1b2-unknown'"],
+    );
+    let id = stack.accepted("echo", json!({"text": "x"})).await;
+    for wait in ["forever", "-1s", "10parsecs"] {
+        assert_refused(
+            stack.get(&format!("/v1/tasks/{id}?wait={wait}")).await,
+            400,
+            &["wait"],
+        );
+    }
+    assert_refused(
+        stack.get("/v1/dead-letters?limit=many").await,
+        400,
+        &["limit"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requeue_bodies_are_refused() {
+    let stack = Stack::start().await;
+    let requeue = |body: &'static [u8]| {
+        stack
+            .http
+            .post(stack.at("/v1/dead-letters/requeue"))
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    assert_refused(
+        answer(requeue(b"requeue all")).await,
+        400,
+        &["body is not valid JSON"],
+    );
+    assert_refused(
+        answer(requeue(b"[]")).await,
+        400,
+        &["body is not a request: expected a JSON object"],
+    );
+    assert_refused(
+        answer(requeue(br#"{"keys": "all"}"#)).await,
+        400,
+        &["keys", "invalid type: string \"all\", expected a sequence"],
+    );
+    assert_refused(
+        answer(requeue(br#"{"keys": [1]}"#)).await,
+        400,
+        &["keys", "invalid type: integer `1`, expected a string"],
+    );
+    assert_refused(
+        answer(requeue(br#"{"key": ["a"]}"#)).await,
+        400,
+        &["unknown field `key`"],
+    );
+    // Well formed, nothing to requeue.
+    assert_eq!(answer(requeue(b"{}")).await, (200, json!({"requeued": 0})));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_the_runner_refuses_is_dead_lettered_and_can_be_requeued() {
+    let mut stack = Stack::start().await;
+    let id = stack.accepted("refuse", json!({"reason": "no"})).await;
+    let record = stack.wait_final(&id).await;
+    assert_eq!(record["status"], "failed", "{record}");
+    assert_eq!(record["error"]["kind"], "rejected", "{record}");
+    assert!(
+        record["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("refused: no"),
+        "{record}"
+    );
+    assert!(record.get("result").is_none());
+
+    let (status, letters) = stack.get("/v1/dead-letters").await;
+    assert_eq!(status, 200);
+    let letters = letters.as_array().unwrap().clone();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["id"], id);
+    assert_eq!(letters[0]["body"]["payload"], json!({"reason": "no"}));
+    assert!(
+        letters[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("refused: no"),
+        "{letters:?}"
+    );
+    let key = letters[0]["key"].as_str().unwrap().to_string();
+
+    // With no controller running, the replayed task stays visibly queued.
+    stack.stop_controller().await;
+    let (status, requeued) = answer(
+        stack
+            .http
+            .post(stack.at("/v1/dead-letters/requeue"))
+            .json(&json!({"keys": ["not-a-key", key]})),
+    )
+    .await;
+    assert_eq!((status, requeued), (200, json!({"requeued": 1})));
+    let (_, record) = stack.get(&format!("/v1/tasks/{id}")).await;
+    assert_eq!(record["status"], "queued", "{record}");
+    assert!(record.get("error").is_none(), "{record}");
+    let (_, letters) = stack.get("/v1/dead-letters").await;
+    assert_eq!(letters, json!([]));
+
+    // Replayed as is, it fails again, and is dead-lettered again.
+    stack.start_controller();
+    let record = stack.wait_final(&id).await;
+    assert_eq!(record["status"], "failed", "{record}");
+    let (_, letters) = stack.get("/v1/dead-letters").await;
+    assert_eq!(letters.as_array().unwrap().len(), 1, "{letters}");
+    assert_eq!(stack.results_for(&id), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconfirmed_publish_is_answered_503_and_forgotten() {
+    let stack = Stack::start().await;
+    stack.broker.fail_next_publishes(1);
+    let body = json!({"algorithm": "echo", "payload": {"text": "x"}});
+    let response = stack
+        .http
+        .post(stack.at("/v1/tasks"))
+        .header("idempotency-key", "retry-me")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let refusal: Value = response.json().await.unwrap();
+    assert!(
+        refusal["message"]
+            .as_str()
+            .unwrap()
+            .contains("queue unavailable"),
+        "{refusal}"
+    );
+    // The refused task was not kept: the client's retry with the same key creates it.
+    assert_eq!(stack.api.republish_unconfirmed().await.unwrap(), 0);
+    let (status, retried) = stack.submit(body, Some("retry-me")).await;
+    assert_eq!(status, 202, "{retried}");
+    let record = stack.wait_final(retried["id"].as_str().unwrap()).await;
+    assert_eq!(record["status"], "done");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_accepted_but_never_confirmed_are_republished_at_start() {
+    let stack = Stack::start().await;
+    let store = stack.api.store();
+    for n in 0..3 {
+        store
+            .insert(
+                format!("before-crash-{n}"),
+                "echo".into(),
+                json!({"text": format!("survivor {n}")}),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(stack.api.republish_unconfirmed().await.unwrap(), 3);
+    for n in 0..3 {
+        let record = stack.wait_final(&format!("before-crash-{n}")).await;
+        assert_eq!(record["status"], "done", "{record}");
+        assert_eq!(record["result"]["text"], format!("survivor {n}"));
+    }
+    // Confirmed now: a second start publishes nothing again.
+    assert_eq!(stack.api.republish_unconfirmed().await.unwrap(), 0);
+    let record = store.get("before-crash-0".into()).await.unwrap().unwrap();
+    assert_eq!(record.status, TaskStatus::Done);
+}
+
+#[tokio::test]
+async fn an_unreachable_discovery_is_answered_503() {
+    use tower::ServiceExt;
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let discovery_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let broker = std::sync::Arc::new(switchyard_broker::memory::MemoryBroker::new());
+    let data = tempfile::tempdir().unwrap();
+    let api = switchyard_api::TaskApi::new(
+        broker.clone(),
+        broker,
+        switchyard_api::TaskStore::open(&data.path().join("tasks.db")).unwrap(),
+        switchyard_api::Catalog::new(switchyard_discovery::DiscoveryClient::new(
+            discovery_url,
+            None,
+        )),
+    );
+    let request = axum::http::Request::post("/v1/tasks")
+        .body(axum::body::Body::from(
+            r#"{"algorithm": "echo", "payload": {"text": "x"}}"#,
+        ))
+        .unwrap();
+    let response = switchyard_api::router(api, MAX_BODY)
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot list algorithms"),
+        "{body}"
+    );
+}
