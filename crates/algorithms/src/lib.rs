@@ -9,6 +9,7 @@ pub mod image_input;
 pub mod language_detection;
 #[cfg(feature = "ocr")]
 pub mod ocr;
+pub mod samples;
 
 pub use echo::echo_algorithm;
 

@@ -153,6 +153,12 @@ pub struct AmqpBroker {
     consumers: Link<ConsumeSession>,
 }
 
+/// Largest AMQP frame asked for when the URL sets none (`?frame_max=`). lapin zero-fills a read
+/// and a write buffer of 32 frames per connection up front, so RabbitMQ's default of 128 KiB
+/// keeps 16 MiB resident per broker (two connections) before any message moves; at 32 KiB that is
+/// 4 MiB. Larger messages are simply split into more frames.
+const DEFAULT_FRAME_MAX: u32 = 32 * 1024;
+
 /// Consumer prefetch of [`AmqpBroker::reply_queue`]: results are small and each waiter reads
 /// its own queue, so this only bounds how many sit unacknowledged in memory.
 const REPLY_PREFETCH: u16 = 100;
@@ -161,8 +167,9 @@ impl AmqpBroker {
     /// Connects (for at most `reconnect_timeout`) and declares the topology, so a wrong URL,
     /// wrong credentials or conflicting queue arguments fail here rather than on first use.
     pub async fn connect(config: AmqpConfig) -> Result<Self, BrokerError> {
-        let uri = lapin::uri::AMQPUri::from_str(&config.url)
+        let mut uri = lapin::uri::AMQPUri::from_str(&config.url)
             .map_err(|error| BrokerError::Fatal(format!("invalid AMQP URL: {error}")))?;
+        uri.query.frame_max.get_or_insert(DEFAULT_FRAME_MAX);
         let topology = Arc::new(Topology::new(
             config.queues,
             config.queue_type,
@@ -199,6 +206,18 @@ impl AmqpBroker {
         self.consumers
             .run(|session| async move { session.reply_queue(REPLY_PREFETCH).await })
             .await
+    }
+
+    /// Deletes the queues and the exchange this broker declared, with every message in them:
+    /// for throwaway deployments (benchmarks, tests) that must not leave queues behind. Stop
+    /// every consumer of them first; a consumer that resumes declares them again.
+    pub async fn delete_topology(&self) -> Result<(), BrokerError> {
+        let topology = &self.topology;
+        self.consumers
+            .run(|session| async move { session.delete_topology(topology).await })
+            .await?;
+        info!(tasks = %topology.queues.tasks, "queues deleted");
+        Ok(())
     }
 
     /// Publishes to a fixed destination; a return means the queue was deleted behind our back.

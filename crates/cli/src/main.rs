@@ -45,6 +45,9 @@ enum Command {
     Schemas(commands::schemas::Args),
     /// List or replay dead-lettered tasks.
     DeadLetters(commands::dead_letters::Args),
+    /// Measure what the worker adds: throughput and latency against the bare broker, images/s
+    /// against the model alone, peak memory.
+    Bench(commands::bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,7 +57,11 @@ fn main() -> anyhow::Result<()> {
         config::subcommand_from_args(std::env::args_os()).as_deref(),
     )?;
     let cli = Cli::parse();
-    init_tracing();
+    // The bench's progress lines are its output; the brokers' info lines would bury them.
+    init_tracing(match cli.command {
+        Command::Bench(_) => "warn",
+        _ => "info,lapin=warn,tract=warn,ort=warn",
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -67,6 +74,7 @@ fn main() -> anyhow::Result<()> {
             Command::Submit(args) => commands::submit::run(args).await,
             Command::Schemas(args) => commands::schemas::run(args).await,
             Command::DeadLetters(args) => commands::dead_letters::run(args).await,
+            Command::Bench(args) => commands::bench::run(args).await,
         }
     });
     // Blocking tasks (inference, fetches) must not keep a finished command alive.
@@ -74,10 +82,10 @@ fn main() -> anyhow::Result<()> {
     outcome
 }
 
-fn init_tracing() {
+fn init_tracing(default_filter: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("SWITCHYARD_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,lapin=warn,tract=warn,ort=warn"));
+        .unwrap_or_else(|_| EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use bytes::Bytes;
 use switchyard_wire::headers;
 
 use crate::classify::{CallOutcome, classify_response, unreachable};
@@ -44,7 +44,7 @@ impl RunnerClient {
         &self,
         replica: &Replica,
         call: &CallContext<'_>,
-        payload: &Value,
+        payload: Bytes,
     ) -> CallOutcome {
         let url = match run_url(&replica.base_url, call.algorithm) {
             Ok(url) => url,
@@ -59,7 +59,8 @@ impl RunnerClient {
                 headers::TRACEPARENT,
                 headers::traceparent_for(call.task_id, call.attempt),
             )
-            .json(payload);
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(payload);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use switchyard_broker::{Broker, Delivery};
 use switchyard_wire::{ErrorKind, Task, TaskError};
 use tokio::time::Instant;
@@ -60,20 +61,26 @@ impl Worker {
             &delivery.message.body,
             self.config.default_algorithm.as_deref(),
         ) {
-            Ok(task) => {
-                tracing::info!(
+            Ok(Task { algorithm, payload }) => {
+                // One info line per task, at its outcome; the steps before it are debug lines.
+                tracing::debug!(
                     task_id = %received.id,
-                    algorithm = %task.algorithm,
+                    algorithm = %algorithm,
                     attempt = received.prior_attempts + 1,
                     redelivered = delivery.redelivered,
                     generated_id = received.generated_id,
                     "received"
                 );
+                // Serialised once for every attempt, and the tree dropped before the calls: a
+                // payload can be megabytes (an inline image) and a call can take long, so only
+                // this copy and the delivery's body stay in memory meanwhile.
+                let payload =
+                    Bytes::from(serde_json::to_vec(&payload).expect("a JSON value serialises"));
                 let verdict = tokio::select! {
-                    verdict = self.decide(&received, &task) => verdict,
+                    verdict = self.decide(&received, &algorithm, payload) => verdict,
                     () = abort.cancelled() => return give_back(delivery, &received.id).await,
                 };
-                (task.algorithm, verdict)
+                (algorithm, verdict)
             }
             Err(error) => {
                 tracing::warn!(task_id = %received.id, %error, generated_id = received.generated_id, "received an invalid task");
@@ -113,8 +120,7 @@ impl Worker {
     }
 
     /// Routes and calls until the task succeeds, fails for good, or must wait for a retry.
-    async fn decide(&self, received: &Received, task: &Task) -> Verdict {
-        let algorithm = task.algorithm.as_str();
+    async fn decide(&self, received: &Received, algorithm: &str, payload: Bytes) -> Verdict {
         let timeout = self.config.timeouts.for_algorithm(algorithm);
         let mut attempt = received.prior_attempts;
         let mut tried: Vec<String> = Vec::new();
@@ -124,7 +130,7 @@ impl Worker {
             let Some(replica) = self.route(algorithm, &tried).await else {
                 return self.no_runner(received, algorithm, attempt, last_runner);
             };
-            tracing::info!(task_id = %received.id, algorithm, runner = %replica.base_url, attempt, "routed");
+            tracing::debug!(task_id = %received.id, algorithm, runner = %replica.base_url, attempt, "routed");
             let call = CallContext {
                 task_id: &received.id,
                 algorithm,
@@ -134,14 +140,14 @@ impl Worker {
             let started = Instant::now();
             let outcome = {
                 let _in_flight = self.routes.begin_call(&replica);
-                self.runners.call(&replica, &call, &task.payload).await
+                self.runners.call(&replica, &call, payload.clone()).await
             };
             let elapsed_ms = started.elapsed().as_millis() as u64;
             let label = self.label(algorithm);
             let (error, retry_after) = match outcome {
                 CallOutcome::Succeeded(result) => {
                     self.metrics.attempt(label, "ok");
-                    tracing::info!(task_id = %received.id, algorithm, runner = %replica.base_url, attempt, elapsed_ms, "attempt succeeded");
+                    tracing::debug!(task_id = %received.id, algorithm, runner = %replica.base_url, attempt, elapsed_ms, "attempt succeeded");
                     return Verdict::Done {
                         result,
                         attempts: attempt,

@@ -120,6 +120,7 @@ impl Worker {
         tracing::info!(
             task_id = %result.id, algorithm = %result.algorithm,
             status = if result.is_ok() { "ok" } else { "error" },
+            runner = result.runner.as_deref().unwrap_or("-"),
             attempts = result.attempts, duration_ms = result.duration_ms,
             reply_to = original.reply_to.as_deref().unwrap_or("(results queue)"),
             "result published"

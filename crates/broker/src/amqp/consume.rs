@@ -52,6 +52,10 @@ impl ConsumeSession {
         consume_on(channel, queue, prefetch).await
     }
 
+    pub(crate) async fn delete_topology(&self, topology: &Topology) -> Result<(), BrokerError> {
+        topology.delete(&self.connection).await
+    }
+
     /// Declares a server-named, exclusive, auto-delete queue and consumes it.
     pub(crate) async fn reply_queue(
         &self,

@@ -4,7 +4,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection, ExchangeKind};
 
@@ -189,6 +192,32 @@ impl Topology {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Deletes every queue (with its messages) and the exchange of this topology.
+    pub(crate) async fn delete(&self, connection: &Connection) -> Result<(), BrokerError> {
+        let error = |error| broker_error("deleting the topology", error);
+        let channel = connection.create_channel().await.map_err(error)?;
+        let queues = [&self.queues.tasks, &self.queues.results, &self.queues.dead]
+            .into_iter()
+            .chain(self.delay_tiers.iter().map(|(_, queue)| queue));
+        for queue in queues {
+            channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await
+                .map_err(error)?;
+        }
+        channel
+            .exchange_delete(
+                self.dead_letter_exchange.as_str().into(),
+                ExchangeDeleteOptions::default(),
+            )
+            .await
+            .map_err(error)?;
+        channel
+            .close(200, "topology deleted".into())
+            .await
+            .map_err(error)
     }
 
     async fn declare_queue(

@@ -1,5 +1,6 @@
 //! One module per subcommand: its flags (`Args`) and its `run`.
 
+pub mod bench;
 pub mod controller;
 pub mod dead_letters;
 pub mod discovery;

@@ -22,28 +22,9 @@ fn image(name: &'static str, bytes: &[u8]) -> (&'static str, Value) {
 /// Every sample, whether or not this build hosts its algorithm.
 fn samples() -> Vec<Sample> {
     let mut samples = Vec::new();
-    for (input, payload) in [
-        image(
-            "coffee.png",
-            include_bytes!("../../../../algorithms/testdata/images/coffee.png"),
-        ),
-        image(
-            "camera.png",
-            include_bytes!("../../../../algorithms/testdata/images/camera.png"),
-        ),
-        image(
-            "chelsea.png",
-            include_bytes!("../../../../algorithms/testdata/images/chelsea.png"),
-        ),
-        image(
-            "china.jpg",
-            include_bytes!("../../../../algorithms/testdata/images/china.jpg"),
-        ),
-        image(
-            "flower.jpg",
-            include_bytes!("../../../../algorithms/testdata/images/flower.jpg"),
-        ),
-    ] {
+    for (input, payload) in
+        switchyard_algorithms::samples::SAMPLE_IMAGES.map(|(name, bytes)| image(name, bytes))
+    {
         samples.push(Sample {
             algorithm: "image_classifier",
             input,

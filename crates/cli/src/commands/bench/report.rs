@@ -1,0 +1,179 @@
+//! The figures of one run, as a table for people and as JSON for scripts.
+
+use serde_json::{Value, json};
+
+use super::classify::ClassifyFigures;
+use super::roundtrip::Percentiles;
+
+/// What the classifier has instead of request batching, and why (measured, not guessed).
+const BATCHING: &str = "not implemented, see docs/benchmarks.md";
+
+/// One queue: the ceiling and the worker on it.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueFigures {
+    pub ceiling_tps: f64,
+    pub worker_tps: f64,
+    pub latency: LatencyFigures,
+}
+
+/// Publish-to-result latency of the ceiling and of the worker at the same offered load.
+#[derive(Debug, Clone, Copy)]
+pub struct LatencyFigures {
+    pub offered_tps: f64,
+    pub ceiling: Percentiles,
+    pub worker: Percentiles,
+}
+
+impl QueueFigures {
+    fn ratio(&self) -> f64 {
+        self.worker_tps / self.ceiling_tps
+    }
+
+    fn added_latency(&self) -> Percentiles {
+        self.latency.worker.minus(self.latency.ceiling)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Figures {
+    pub rabbitmq: QueueFigures,
+    pub embedded: QueueFigures,
+    pub classify: ClassifyFigures,
+    pub controller_rss_mb: f64,
+    pub runner_rss_mb: f64,
+    pub engine: &'static str,
+    pub cores: usize,
+    pub concurrency: usize,
+    pub quick: bool,
+}
+
+impl Figures {
+    pub fn to_json(&self) -> Value {
+        let (rabbitmq, embedded, classify) = (&self.rabbitmq, &self.embedded, &self.classify);
+        json!({
+            "broker_ceiling_tps": rabbitmq.ceiling_tps,
+            "dispatch_tps": rabbitmq.worker_tps,
+            "dispatch_ratio": rabbitmq.ratio(),
+            "offered_load_tps": rabbitmq.latency.offered_tps,
+            "broker_ceiling_latency_ms": rabbitmq.latency.ceiling,
+            "dispatch_latency_ms": rabbitmq.latency.worker,
+            "echo_added_latency_ms": rabbitmq.added_latency(),
+            "embedded_ceiling_tps": embedded.ceiling_tps,
+            "embedded_tps": embedded.worker_tps,
+            "embedded_ratio": embedded.ratio(),
+            "embedded_offered_load_tps": embedded.latency.offered_tps,
+            "embedded_ceiling_latency_ms": embedded.latency.ceiling,
+            "embedded_latency_ms": embedded.latency.worker,
+            "embedded_added_latency_ms": embedded.added_latency(),
+            "model_alone_ips": classify.model_alone_ips,
+            "decode_resize_ips": classify.decode_resize_ips,
+            "algorithm_ips": classify.algorithm_ips,
+            "worker_ips": classify.worker_ips,
+            "classify_ratio": classify.worker_ips / classify.model_alone_ips,
+            "worker_to_algorithm_ratio": classify.worker_ips / classify.algorithm_ips,
+            "batching": BATCHING,
+            "controller_rss_mb": self.controller_rss_mb,
+            "runner_rss_mb": self.runner_rss_mb,
+            "engine": self.engine,
+            "cores": self.cores,
+            "concurrency": self.concurrency,
+            "quick": self.quick,
+        })
+    }
+
+    /// A Markdown table: pastes into docs/benchmarks.md as it is.
+    pub fn table(&self) -> String {
+        let classify = &self.classify;
+        let mut rows = vec![
+            "| measure | ceiling | through Switchyard | ratio or added | target |".to_owned(),
+            "| --- | --- | --- | --- | --- |".to_owned(),
+        ];
+        for (queue, figures, target) in [
+            ("RabbitMQ", &self.rabbitmq, ">= 0.50x and >= 4,000 tasks/s"),
+            ("embedded queue", &self.embedded, ""),
+        ] {
+            rows.push(format!(
+                "| {queue} round trip, echo, tasks/s | {} | {} | {:.2}x | {target} |",
+                thousands(figures.ceiling_tps),
+                thousands(figures.worker_tps),
+                figures.ratio()
+            ));
+            let target = if queue == "RabbitMQ" {
+                "added p50 < 2 ms, p99 < 10 ms"
+            } else {
+                ""
+            };
+            rows.push(format!(
+                "| {queue} latency at {} tasks/s, p50 / p95 / p99 ms | {} | {} | {} | {target} |",
+                thousands(figures.latency.offered_tps),
+                percentiles(figures.latency.ceiling, false),
+                percentiles(figures.latency.worker, false),
+                percentiles(figures.added_latency(), true)
+            ));
+        }
+        rows.push(format!(
+            "| image_classifier, images/s (ceiling: the model alone) | {:.1} | {:.1} | {:.2}x | >= 0.90x |",
+            classify.model_alone_ips,
+            classify.worker_ips,
+            classify.worker_ips / classify.model_alone_ips
+        ));
+        rows.push(format!(
+            "| decode + resize alone, images/s | {:.1} | | | |",
+            classify.decode_resize_ips
+        ));
+        rows.push(format!(
+            "| the classifier called in process (no worker), images/s | {:.1} | {:.1} | {:.2}x | |",
+            classify.algorithm_ips,
+            classify.worker_ips,
+            classify.worker_ips / classify.algorithm_ips
+        ));
+        rows.push(format!(
+            "| peak RSS, controller / runner | | {:.1} MB / {:.1} MB | | controller < 50 MB |",
+            self.controller_rss_mb, self.runner_rss_mb
+        ));
+        rows.push(String::new());
+        rows.push(format!(
+            "engine {}, {} cores, controller concurrency {}, request batching: {BATCHING}{}",
+            self.engine,
+            self.cores,
+            self.concurrency,
+            if self.quick { ", --quick" } else { "" }
+        ));
+        rows.join("\n")
+    }
+}
+
+/// `1.00 / 2.00 / 3.00`, or signed for a difference: `+1.00 / +2.00 / -0.10`.
+fn percentiles(p: Percentiles, signed: bool) -> String {
+    let one = |ms: f64| match signed {
+        true => format!("{ms:+.2}"),
+        false => format!("{ms:.2}"),
+    };
+    format!("{} / {} / {}", one(p.p50), one(p.p95), one(p.p99))
+}
+
+/// 12345.6 as `12,346`.
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(0.4), "0");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(4_000.2), "4,000");
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+    }
+}

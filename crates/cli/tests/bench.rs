@@ -1,0 +1,54 @@
+//! `switchyard bench --quick --json` runs every measurement end to end on the local RabbitMQ
+//! (scripts/ensure-rabbitmq.sh) and reports a usable figure for each. The figures themselves
+//! depend on the machine and the profile, so nothing here judges them.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The keys scripts and docs rely on; each a positive, finite number.
+const NUMBERS: [&str; 12] = [
+    "broker_ceiling_tps",
+    "dispatch_tps",
+    "dispatch_ratio",
+    "embedded_ceiling_tps",
+    "embedded_tps",
+    "embedded_ratio",
+    "model_alone_ips",
+    "worker_ips",
+    "classify_ratio",
+    "controller_rss_mb",
+    "runner_rss_mb",
+    "offered_load_tps",
+];
+
+fn positive(figures: &Value, key: &str) {
+    let value = figures[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number: {}", figures[key]));
+    assert!(value.is_finite() && value > 0.0, "{key} = {value}");
+}
+
+#[test]
+fn quick_bench_reports_every_figure() {
+    let output = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["bench", "--quick", "--json"])
+        .output()
+        .expect("run switchyard bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "bench failed: {stderr}");
+    let figures: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("stdout is not JSON ({error}); stderr: {stderr}"));
+
+    for key in NUMBERS {
+        positive(&figures, key);
+    }
+    for percentile in ["p50", "p95", "p99"] {
+        positive(&figures["echo_added_latency_ms"], percentile);
+    }
+    let engine = figures["engine"].as_str().expect("engine is a string");
+    assert!(
+        ["tract", "onnxruntime"].contains(&engine),
+        "engine {engine}"
+    );
+}
