@@ -176,6 +176,11 @@ pub struct ControllerProcess {
 
 impl ControllerProcess {
     pub fn spawn(vhost: &Vhost, discovery: &Service, extra: &[&str]) -> ControllerProcess {
+        Self::spawn_on(vhost, &discovery.url, extra)
+    }
+
+    /// As [`ControllerProcess::spawn`], with discovery at `discovery_url` (e.g. a process).
+    pub fn spawn_on(vhost: &Vhost, discovery_url: &str, extra: &[&str]) -> ControllerProcess {
         let log = tempfile::NamedTempFile::new().unwrap();
         let child = Command::new(BIN)
             .args([
@@ -185,7 +190,7 @@ impl ControllerProcess {
                 "--queue",
                 QUEUE,
                 "--discovery",
-                &discovery.url,
+                discovery_url,
             ])
             .args([
                 "--backoff-base",
@@ -196,7 +201,8 @@ impl ControllerProcess {
                 "1s",
             ])
             .args(extra)
-            .env("SWITCHYARD_LOG", "info")
+            // Debug lines carry each task's steps ("routed"), which tests read back.
+            .env("SWITCHYARD_LOG", "info,switchyard_controller=debug")
             .env("NO_COLOR", "1")
             .env("SWITCHYARD_CONFIG", "/nonexistent/switchyard.toml")
             .stdout(Stdio::null())
@@ -301,25 +307,44 @@ impl<'a> ResultReader<'a> {
                 "no result within {within:?} for {} tasks: {missing:?}",
                 missing.len()
             );
-            let deliveries = match &mut self.stream {
-                Some(deliveries) => deliveries,
-                None => match self.broker.consume_results(64).await {
-                    Ok(deliveries) => self.stream.insert(deliveries),
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
-                    }
-                },
-            };
-            match tokio::time::timeout(Duration::from_millis(500), deliveries.next()).await {
-                Err(_) => continue,
-                Ok(Some(Ok(delivery))) => {
-                    let result: TaskResult =
-                        serde_json::from_slice(&delivery.message.body).expect("a TaskResult");
-                    let _ = delivery.ack().await;
-                    self.seen.entry(result.id.clone()).or_default().push(result);
+            self.read_next().await;
+        }
+    }
+
+    /// Reads until no result has come for `quiet`: late duplicates included.
+    pub async fn drain(&mut self, quiet: Duration) {
+        let mut last = Instant::now();
+        while last.elapsed() < quiet {
+            if self.read_next().await {
+                last = Instant::now();
+            }
+        }
+    }
+
+    /// Reads at most one result, waiting up to 500 ms; says whether one was read.
+    async fn read_next(&mut self) -> bool {
+        let deliveries = match &mut self.stream {
+            Some(deliveries) => deliveries,
+            None => match self.broker.consume_results(64).await {
+                Ok(deliveries) => self.stream.insert(deliveries),
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    return false;
                 }
-                Ok(Some(Err(_)) | None) => self.stream = None,
+            },
+        };
+        match tokio::time::timeout(Duration::from_millis(500), deliveries.next()).await {
+            Err(_) => false,
+            Ok(Some(Ok(delivery))) => {
+                let result: TaskResult =
+                    serde_json::from_slice(&delivery.message.body).expect("a TaskResult");
+                let _ = delivery.ack().await;
+                self.seen.entry(result.id.clone()).or_default().push(result);
+                true
+            }
+            Ok(Some(Err(_)) | None) => {
+                self.stream = None;
+                false
             }
         }
     }

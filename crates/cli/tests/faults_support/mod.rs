@@ -1,0 +1,314 @@
+//! Fault kit: `switchyard` services as processes that can be killed and restarted on the same
+//! address, misbehaving runners (garbage, hanging, slow), an image host serving hostile images,
+//! and hand-made PNGs.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use switchyard_discovery::DiscoveryClient;
+use switchyard_wire::discovery::{AlgorithmInfo, RunnerRegistration};
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+use crate::e2e_support::BIN;
+
+/// A `switchyard <args>` process that can be SIGKILLed and started again with the same
+/// arguments (so on the same address). Its log is printed if the test fails.
+pub struct Process {
+    args: Vec<String>,
+    child: Child,
+    log: tempfile::NamedTempFile,
+}
+
+impl Process {
+    pub fn spawn(args: &[&str]) -> Process {
+        let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let child = spawn_logged(&args, &log);
+        Process { args, child, log }
+    }
+
+    /// SIGKILL, then the same command again; the log goes on in the same file.
+    pub async fn kill_9_and_restart(&mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+        self.child = spawn_logged(&self.args, &self.log);
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+}
+
+fn spawn_logged(args: &[String], log: &tempfile::NamedTempFile) -> Child {
+    let log_file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(log.path())
+        .unwrap();
+    Command::new(BIN)
+        .args(args)
+        .env("SWITCHYARD_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env("SWITCHYARD_CONFIG", "/nonexistent/switchyard.toml")
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the switchyard binary runs")
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- switchyard {:?} log ----\n{}", self.args, self.log());
+        }
+    }
+}
+
+/// `switchyard discovery` on `address`, with a short ttl so a killed runner drops out soon.
+pub async fn discovery_process(address: &str, token: Option<&str>) -> Process {
+    let mut args = vec![
+        "discovery",
+        "--listen",
+        address,
+        "--ttl",
+        "3s",
+        "--heartbeat-interval",
+        "1s",
+    ];
+    if let Some(token) = token {
+        args.extend(["--token", token]);
+    }
+    let process = Process::spawn(&args);
+    let client = DiscoveryClient::new(format!("http://{address}"), None);
+    poll(Duration::from_secs(30), "discovery answers", || async {
+        client.runners().await.is_ok()
+    })
+    .await;
+    process
+}
+
+/// `switchyard runner` on `address` with `extra` flags; returns once discovery lists it.
+pub async fn runner_process(discovery_url: &str, address: &str, extra: &[&str]) -> Process {
+    let process = Process::spawn(
+        &[
+            &["runner", "--listen", address, "--discovery", discovery_url][..],
+            extra,
+        ]
+        .concat(),
+    );
+    wait_until_listed(discovery_url, &format!("http://{address}")).await;
+    process
+}
+
+pub async fn wait_until_listed(discovery_url: &str, base_url: &str) {
+    let client = DiscoveryClient::new(discovery_url, None);
+    poll(
+        Duration::from_secs(120),
+        &format!("discovery lists {base_url}"),
+        || async {
+            let listed = client.runners().await.unwrap_or_default();
+            listed.iter().any(|entry| entry.base_url == base_url)
+        },
+    )
+    .await;
+}
+
+/// Polls `condition` every 50 ms; panics with `what` after `within`.
+pub async fn poll<F, Fut>(within: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How a fake runner misbehaves.
+#[derive(Clone, Copy)]
+pub enum Misbehaviour {
+    /// 200 with a body that is not JSON.
+    Garbage,
+    /// Accepts the connection, reads nothing, answers nothing.
+    Hang,
+    /// Answers a valid `{"result": ...}`, but only after this long.
+    Slow(Duration),
+}
+
+/// A fake runner registered with discovery (and heartbeating) for `algorithm`. Stops when dropped.
+pub struct FakeRunner {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for FakeRunner {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(|task| task.abort());
+    }
+}
+
+pub async fn fake_runner(
+    discovery: &DiscoveryClient,
+    algorithm: &str,
+    misbehaviour: Misbehaviour,
+) -> FakeRunner {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = match misbehaviour {
+        Misbehaviour::Hang => tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        }),
+        Misbehaviour::Garbage | Misbehaviour::Slow(_) => {
+            let router = Router::new().route(
+                "/run/{algorithm}",
+                post(move |Path(name): Path<String>| async move {
+                    match misbehaviour {
+                        Misbehaviour::Slow(delay) => {
+                            tokio::time::sleep(delay).await;
+                            axum::Json(json!({"result": {"late": name}})).into_response()
+                        }
+                        _ => (StatusCode::OK, "<html>surely not JSON</html>").into_response(),
+                    }
+                }),
+            );
+            tokio::spawn(async move {
+                axum::serve(listener, router).await.unwrap();
+            })
+        }
+    };
+    let registration = RunnerRegistration {
+        id: format!("fake-{}", uuid::Uuid::new_v4().simple()),
+        base_url: url,
+        algorithms: vec![AlgorithmInfo {
+            name: algorithm.to_string(),
+            schema: json!({"type": "object"}),
+        }],
+        capacity: 4,
+    };
+    discovery.register(&registration).await.expect("registered");
+    let client = discovery.clone();
+    let heartbeat = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if client.heartbeat(&registration.id).await.is_err() {
+                let _ = client.register(&registration).await;
+            }
+        }
+    });
+    FakeRunner {
+        tasks: vec![server, heartbeat],
+    }
+}
+
+/// An image host serving every kind of bad image (and one good one). Stops with the test.
+pub async fn hostile_image_host() -> String {
+    let router = Router::new()
+        .route("/good.png", get(|| async { png(png_file(8, 8)) }))
+        .route(
+            "/truncated.png",
+            get(|| async {
+                let file = png_file(8, 8);
+                png(file[..file.len() / 2].to_vec())
+            }),
+        )
+        .route("/bomb.png", get(|| async { png(png_bomb()) }))
+        .route(
+            "/page.html",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/html")],
+                    "<html><body>not an image</body></html>",
+                )
+            }),
+        )
+        .route(
+            "/slow.png",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(600)).await;
+                png(png_file(8, 8))
+            }),
+        )
+        .route("/loop", get(|| async { Redirect::temporary("/loop") }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    url
+}
+
+fn png(bytes: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "image/png")], bytes).into_response()
+}
+
+/// A valid `width` x `height` grey-ish RGB PNG, made by hand (stored deflate blocks).
+pub fn png_file(width: u32, height: u32) -> Vec<u8> {
+    let row: Vec<u8> = std::iter::once(0) // filter: none
+        .chain((0..width).flat_map(|x| [(x * 30) as u8, 120, 200]))
+        .collect();
+    let raw: Vec<u8> = (0..height).flat_map(|_| row.clone()).collect();
+    png_with(width, height, &zlib_stored(&raw))
+}
+
+/// A 60,000 x 60,000 PNG whose header is valid and whose data is a few bytes: 10.8 GB once
+/// decoded, a few dozen bytes on the wire.
+pub fn png_bomb() -> Vec<u8> {
+    png_with(60_000, 60_000, &zlib_stored(&[0; 16]))
+}
+
+fn png_with(width: u32, height: u32, idat: &[u8]) -> Vec<u8> {
+    let mut ihdr = Vec::new();
+    ihdr.extend(width.to_be_bytes());
+    ihdr.extend(height.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]); // 8-bit RGB, deflate, no filter method variant, no interlace
+    let mut file = b"\x89PNG\r\n\x1a\n".to_vec();
+    for (kind, data) in [(*b"IHDR", &ihdr[..]), (*b"IDAT", idat), (*b"IEND", &[][..])] {
+        file.extend((data.len() as u32).to_be_bytes());
+        let start = file.len();
+        file.extend(kind);
+        file.extend(data);
+        let crc = crc32(&file[start..]);
+        file.extend(crc.to_be_bytes());
+    }
+    file
+}
+
+/// A zlib stream of one stored (uncompressed) deflate block.
+fn zlib_stored(data: &[u8]) -> Vec<u8> {
+    let length = data.len() as u16;
+    let mut stream = vec![0x78, 0x01, 0x01];
+    stream.extend(length.to_le_bytes());
+    stream.extend((!length).to_le_bytes());
+    stream.extend(data);
+    let (mut a, mut b) = (1u32, 0u32);
+    for byte in data {
+        a = (a + u32::from(*byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    stream.extend(((b << 16) | a).to_be_bytes());
+    stream
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for byte in bytes {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
