@@ -249,10 +249,16 @@ async fn two_brokers_on_one_file_never_hold_the_same_message() {
     let held = Arc::new(Mutex::new(HashSet::<String>::new()));
     let acked = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
     let settled = Arc::new(AtomicUsize::new(0));
+    // SQLite's write lock is not fair: one busy connection can starve the other for a whole
+    // short run, and then nothing here would be contended. So no delivery is acked until both
+    // consumers hold one: the first consumer stops at its prefetch and the second must get some.
+    let started: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
     let consumers: Vec<_> = [first.clone(), second.clone()]
         .into_iter()
-        .map(|broker| {
+        .enumerate()
+        .map(|(consumer, broker)| {
             let (held, acked, settled) = (held.clone(), acked.clone(), settled.clone());
+            let started = started.clone();
             tokio::spawn(async move {
                 let mut deliveries = broker.consume_tasks(16).await.unwrap();
                 let mut received = 0;
@@ -265,13 +271,21 @@ async fn two_brokers_on_one_file_never_hold_the_same_message() {
                         continue;
                     };
                     received += 1;
+                    started[consumer].fetch_add(1, Ordering::SeqCst);
                     let id = id_of(&delivery).to_owned();
                     assert!(
                         held.lock().unwrap().insert(id.clone()),
                         "{id} handed to two consumers at once"
                     );
                     let (held, acked, settled) = (held.clone(), acked.clone(), settled.clone());
+                    let started = started.clone();
                     tokio::spawn(async move {
+                        while started
+                            .iter()
+                            .any(|count| count.load(Ordering::SeqCst) == 0)
+                        {
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                        }
                         tokio::time::sleep(Duration::from_millis(fastrand::u64(0..3))).await;
                         delivery.ack().await.unwrap();
                         *acked.lock().unwrap().entry(id.clone()).or_default() += 1;
