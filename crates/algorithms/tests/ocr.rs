@@ -150,6 +150,10 @@ async fn reads_text_on_a_noisy_background() {
         "-size",
         "900x200",
         "xc:gray75",
+        // A fixed seed: fresh noise each run made this test fail one run in a few (Tesseract reads
+        // some speckle patterns as a stray "|" or ";", as seeds 2 and 7 show).
+        "-seed",
+        "1",
         "-attenuate",
         "1.5",
         "+noise",
