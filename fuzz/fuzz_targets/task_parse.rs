@@ -1,4 +1,4 @@
-//! `Task::parse` on any bytes: never panics, and whatever it accepts survives a round trip.
+//! `Task::parse` (and `RawTask::parse` beneath it) on any bytes: never panics, and whatever it accepts survives a round trip.
 
 #![no_main]
 

@@ -2,6 +2,7 @@
 //! process. This file only parses the command line; each subcommand lives in `commands/`.
 
 mod algorithm_flags;
+mod allocator;
 mod amqp_flags;
 mod commands;
 mod config;
@@ -51,6 +52,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    allocator::return_large_buffers_to_the_kernel();
     let config_path = config::path_from_args(std::env::args_os());
     config::load_into_env(
         &config_path,

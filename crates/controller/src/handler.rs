@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use switchyard_broker::{Broker, Delivery};
-use switchyard_wire::{ErrorKind, Task, TaskError};
+use switchyard_wire::{ErrorKind, RawTask, TaskError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -57,11 +57,11 @@ impl Worker {
     pub async fn handle(self: Arc<Self>, delivery: Delivery, abort: CancellationToken) {
         let _in_flight = self.metrics.in_flight();
         let received = Received::from_message(&delivery.message, now_ms());
-        let (algorithm, verdict) = match Task::parse(
-            &delivery.message.body,
+        let (algorithm, verdict) = match RawTask::parse(
+            delivery.message.body.clone(),
             self.config.default_algorithm.as_deref(),
         ) {
-            Ok(Task { algorithm, payload }) => {
+            Ok(RawTask { algorithm, payload }) => {
                 // One info line per task, at its outcome; the steps before it are debug lines.
                 tracing::debug!(
                     task_id = %received.id,
@@ -71,11 +71,6 @@ impl Worker {
                     generated_id = received.generated_id,
                     "received"
                 );
-                // Serialised once for every attempt, and the tree dropped before the calls: a
-                // payload can be megabytes (an inline image) and a call can take long, so only
-                // this copy and the delivery's body stay in memory meanwhile.
-                let payload =
-                    Bytes::from(serde_json::to_vec(&payload).expect("a JSON value serialises"));
                 let verdict = tokio::select! {
                     verdict = self.decide(&received, &algorithm, payload) => verdict,
                     () = abort.cancelled() => return give_back(delivery, &received.id).await,

@@ -2,7 +2,7 @@
 //! algorithm, retries transient failures, dead-letters permanent ones, and publishes a result
 //! for every task.
 //!
-//! A delivery's life: [`switchyard_wire::Task::parse`] (a bad body is dead-lettered at once);
+//! A delivery's life: [`switchyard_wire::RawTask::parse`] (a bad body is dead-lettered at once);
 //! pick a replica from the cached registry (least loaded, untried first); `POST
 //! {runner}/run/{algorithm}`; classify the answer ([`classify`]); then publish the outcome: the
 //! result, a delayed retry, or a dead letter plus an error result. The delivery is acknowledged

@@ -51,6 +51,23 @@ async fn a_body_that_is_not_json_is_a_400() {
     );
 }
 
+/// The controller forwards payloads without parsing them, so the runner is where nesting stops.
+#[tokio::test]
+async fn a_payload_nested_beyond_the_limit_is_a_400() {
+    let text = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+    let reply = send(
+        &router().await,
+        post("/run/shout", format!(r#"{{"text": {text}}}"#)),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(
+        reply.message().contains("recursion limit"),
+        "{}",
+        reply.message()
+    );
+}
+
 #[tokio::test]
 async fn a_missing_mistyped_or_unknown_field_is_a_400_naming_it() {
     let router = router().await;

@@ -14,7 +14,7 @@ pub mod result;
 pub mod task;
 
 pub use result::{ErrorKind, TaskError, TaskOutcome, TaskResult};
-pub use task::{Task, TaskParseError};
+pub use task::{RawTask, Task, TaskParseError};
 
 /// The JSON body a runner answers with when a call fails: the series' `{"message": ...}` shape,
 /// with an optional detail.

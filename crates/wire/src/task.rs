@@ -1,7 +1,11 @@
 //! A task as a producer puts it on the queue.
 
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// One unit of work: run `algorithm` on `payload`.
 ///
@@ -40,31 +44,66 @@ impl Task {
     /// Parses a queued body. A JSON object with an `algorithm` key is a task (its `payload`
     /// defaults to `{}`); any other object is the payload of `default_algorithm`.
     pub fn parse(body: &[u8], default_algorithm: Option<&str>) -> Result<Task, TaskParseError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| TaskParseError::NotJson(e.to_string()))?;
-        let Value::Object(mut fields) = value else {
-            return Err(TaskParseError::NotAnObject(json_type_name(&value)));
-        };
-        match fields.remove("algorithm") {
-            Some(Value::String(algorithm)) if !algorithm.is_empty() => {
-                let payload = fields
-                    .remove("payload")
-                    .unwrap_or_else(|| Value::Object(Default::default()));
-                if let Some(unknown) = fields.keys().next() {
-                    return Err(TaskParseError::UnknownField(unknown.clone()));
-                }
-                Ok(Task { algorithm, payload })
-            }
-            Some(_) => Err(TaskParseError::BadAlgorithm),
-            None => match default_algorithm {
-                Some(algorithm) => Ok(Task::new(algorithm, Value::Object(fields))),
-                None => Err(TaskParseError::NoAlgorithm),
-            },
-        }
+        let RawTask { algorithm, payload } =
+            RawTask::parse(Bytes::copy_from_slice(body), default_algorithm)?;
+        let payload =
+            serde_json::from_slice(&payload).map_err(|e| TaskParseError::NotJson(e.to_string()))?;
+        Ok(Task { algorithm, payload })
     }
 
     pub fn to_json_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a Task always serialises")
+    }
+}
+
+/// A task whose payload stays the JSON text it arrived in, for whoever only forwards it.
+///
+/// The controller sends the payload on to a runner. An inline image makes it megabytes: parsed
+/// into a tree and serialised again it would cost two more copies per task in flight and the time
+/// to make them; as a slice of the body it costs neither.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawTask {
+    pub algorithm: String,
+    /// The payload's JSON text, sharing the body's buffer.
+    pub payload: Bytes,
+}
+
+impl RawTask {
+    /// [`Task::parse`]'s rules, without parsing the payload: it is checked to be JSON, not what
+    /// it holds (its nesting depth included; the runner that parses it answers for that).
+    pub fn parse(body: Bytes, default_algorithm: Option<&str>) -> Result<RawTask, TaskParseError> {
+        let mut fields: BTreeMap<String, &RawValue> =
+            serde_json::from_slice(&body).map_err(|error| not_an_object(&body, error))?;
+        let Some(algorithm) = fields.remove("algorithm") else {
+            return match default_algorithm {
+                Some(algorithm) => Ok(RawTask {
+                    algorithm: algorithm.to_string(),
+                    payload: body.clone(),
+                }),
+                None => Err(TaskParseError::NoAlgorithm),
+            };
+        };
+        let algorithm = match serde_json::from_str::<String>(algorithm.get()) {
+            Ok(algorithm) if !algorithm.is_empty() => algorithm,
+            _ => return Err(TaskParseError::BadAlgorithm),
+        };
+        let payload = fields.remove("payload");
+        if let Some(unknown) = fields.into_keys().next() {
+            return Err(TaskParseError::UnknownField(unknown));
+        }
+        let payload = match payload {
+            Some(payload) => body.slice_ref(payload.get().as_bytes()),
+            None => Bytes::from_static(b"{}"),
+        };
+        Ok(RawTask { algorithm, payload })
+    }
+}
+
+/// Why a body that is not a JSON object failed: it is not JSON, or it is JSON of another type.
+fn not_an_object(body: &[u8], error: serde_json::Error) -> TaskParseError {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(value) if !value.is_object() => TaskParseError::NotAnObject(json_type_name(&value)),
+        _ => TaskParseError::NotJson(error.to_string()),
     }
 }
 
@@ -131,6 +170,47 @@ mod tests {
         assert_eq!(
             Task::parse(br#"{"algorithm":"echo","payload":{},"extra":1}"#, None),
             Err(TaskParseError::UnknownField("extra".into()))
+        );
+    }
+
+    #[test]
+    fn a_raw_payload_is_the_body_s_own_text() {
+        let body =
+            Bytes::from_static(br#"{"payload": {"text": "caf\u00e9" }, "algorithm":"echo"}"#);
+        let task = RawTask::parse(body.clone(), None).unwrap();
+        assert_eq!(task.algorithm, "echo");
+        assert_eq!(&task.payload[..], br#"{"text": "caf\u00e9" }"#);
+        // A slice of the body's buffer, not a copy.
+        assert!(body.as_ptr_range().contains(&task.payload.as_ptr()));
+
+        let bare = Bytes::from_static(br#"{"url":"http://x/y.png"}"#);
+        let task = RawTask::parse(bare.clone(), Some("image_classifier")).unwrap();
+        assert_eq!(
+            (task.algorithm.as_str(), task.payload),
+            ("image_classifier", bare)
+        );
+
+        let task = RawTask::parse(Bytes::from_static(br#"{"algorithm":"echo"}"#), None).unwrap();
+        assert_eq!(&task.payload[..], b"{}");
+    }
+
+    #[test]
+    fn raw_and_parsed_tasks_refuse_the_same_bodies() {
+        for body in [
+            &b"not json"[..],
+            b"[1]",
+            b"\"text\"",
+            br#"{"algorithm":3}"#,
+            br#"{"algorithm":""}"#,
+            br#"{"algorithm":"echo","payload":{"a":}}"#,
+            br#"{"algorithm":"echo","payload":{},"extra":1}"#,
+        ] {
+            let raw = RawTask::parse(Bytes::copy_from_slice(body), None).unwrap_err();
+            assert_eq!(Task::parse(body, None).unwrap_err(), raw);
+        }
+        assert_eq!(
+            RawTask::parse(Bytes::from_static(b"\"text\""), None),
+            Err(TaskParseError::NotAnObject("a string"))
         );
     }
 }
