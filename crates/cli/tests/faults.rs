@@ -319,6 +319,15 @@ async fn hostile_task_bodies_get_clear_errors_and_the_worker_keeps_serving() {
             task("echo", json!({"text": "a", "sneaky": 1})),
         ),
         ("payload-not-object", task("echo", json!("just a string"))),
+        (
+            "nested-payload",
+            format!(
+                r#"{{"algorithm": "echo", "payload": {{"text": {}1{}}}}}"#,
+                "[".repeat(100_000),
+                "]".repeat(100_000)
+            )
+            .into_bytes(),
+        ),
         ("unknown-algorithm", task("no_such_algorithm", json!({}))),
         (
             "loopback",
@@ -384,6 +393,13 @@ async fn hostile_task_bodies_get_clear_errors_and_the_worker_keeps_serving() {
         ErrorKind::Rejected,
         Some(400),
         "expected a JSON object of fields, got a string",
+    );
+    assert_error(
+        &results,
+        "nested-payload",
+        ErrorKind::Rejected,
+        Some(400),
+        "recursion limit",
     );
     assert_error(
         &results,

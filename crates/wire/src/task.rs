@@ -99,11 +99,13 @@ impl RawTask {
     }
 }
 
-/// Why a body that is not a JSON object failed: it is not JSON, or it is JSON of another type.
+/// Why a body did not parse as a JSON object: it is not JSON (and the full parser says why:
+/// nesting beyond its limit, say), or it is JSON of another type.
 fn not_an_object(body: &[u8], error: serde_json::Error) -> TaskParseError {
     match serde_json::from_slice::<Value>(body) {
         Ok(value) if !value.is_object() => TaskParseError::NotAnObject(json_type_name(&value)),
-        _ => TaskParseError::NotJson(error.to_string()),
+        Ok(_) => TaskParseError::NotJson(error.to_string()),
+        Err(error) => TaskParseError::NotJson(error.to_string()),
     }
 }
 
@@ -211,6 +213,10 @@ mod tests {
         assert_eq!(
             RawTask::parse(Bytes::from_static(b"\"text\""), None),
             Err(TaskParseError::NotAnObject("a string"))
+        );
+        let nested = Bytes::from("[".repeat(1_000));
+        assert!(
+            matches!(RawTask::parse(nested, None), Err(TaskParseError::NotJson(m)) if m.contains("recursion limit"))
         );
     }
 }
