@@ -60,7 +60,7 @@ fn main() -> anyhow::Result<()> {
     )?;
     let cli = Cli::parse();
     // The bench's progress lines are its output; the brokers' info lines would bury them.
-    init_tracing(match cli.command {
+    let _log_writer = init_tracing(match cli.command {
         Command::Bench(_) => "warn",
         _ => "info,lapin=warn,tract=warn,ort=warn",
     });
@@ -81,17 +81,27 @@ fn main() -> anyhow::Result<()> {
     });
     // Blocking tasks (inference, fetches) must not keep a finished command alive.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    // `_log_writer` drops after this line, flushing the last log lines.
     outcome
 }
 
-fn init_tracing(default_filter: &str) {
+/// Logs go through a writer thread: a task's one info line must never stall a
+/// tokio worker on a slow disk or a full pipe (a container's stderr). Nothing is
+/// dropped (`lossy(false)`): a full buffer makes the logger wait, not lie.
+/// The returned guard flushes the buffer when `main` ends.
+fn init_tracing(default_filter: &str) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("SWITCHYARD_LOG")
         .unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("switchyard-log")
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .compact()
         .init();
+    guard
 }

@@ -18,6 +18,7 @@ use switchyard_broker::Message;
 use switchyard_wire::{Task, new_task_id};
 
 use super::roundtrip::Producer;
+use super::turns::{in_turns, overall_rate};
 
 /// Images per second, each measured over the same number of images.
 #[derive(Debug, Clone, Copy)]
@@ -42,10 +43,27 @@ pub async fn load_model(cores: usize) -> anyhow::Result<Arc<Model>> {
     Ok(Arc::new(model))
 }
 
+/// What `measure` measures, in the order it gives the figures.
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    ModelAlone,
+    DecodeResize,
+    InProcess,
+    Worker,
+}
+
+const STAGES: [Stage; 4] = [
+    Stage::ModelAlone,
+    Stage::DecodeResize,
+    Stage::InProcess,
+    Stage::Worker,
+];
+
+/// Every stage over `per_round` images in each of `rounds` rounds, taking turns.
 pub async fn measure(
     model: &Arc<Model>,
     cores: usize,
-    images: usize,
+    (rounds, per_round): (usize, usize),
     worker: &Producer,
 ) -> anyhow::Result<ClassifyFigures> {
     let inputs = SAMPLE_IMAGES
@@ -61,36 +79,57 @@ pub async fn measure(
         })
         .collect::<anyhow::Result<Vec<Vec<f32>>>>()?;
     let inputs = Arc::new(inputs);
-
-    let model_alone_ips = on_threads(cores, images, "model alone", {
-        let (model, inputs) = (model.clone(), inputs.clone());
-        move |index| {
-            model.logits(&inputs[index % inputs.len()], 1)?;
-            Ok(())
-        }
-    })
-    .await?;
-    let decode_resize_ips = on_threads(cores, images, "decode + resize alone", {
-        let model = model.clone();
-        move |index| {
-            let (_, bytes) = SAMPLE_IMAGES[index % SAMPLE_IMAGES.len()];
-            let pixels = decode(bytes, u64::MAX)?.into_rgb8();
-            model
-                .preprocessing()
-                .input(&pixels)
-                .map_err(anyhow::Error::msg)?;
-            Ok(())
-        }
-    })
-    .await?;
-    let algorithm_ips = in_process(model, cores, images).await?;
-
     worker
         .burst(image_tasks(SAMPLE_IMAGES.len()), "classifier warm-up")
         .await?;
-    let worker_ips = worker
-        .throughput(image_tasks(images), "images through the worker")
-        .await?;
+
+    let rates = in_turns(rounds, &STAGES, |stage, round| {
+        let (model, inputs) = (model.clone(), inputs.clone());
+        async move {
+            match stage {
+                Stage::ModelAlone => {
+                    let label = format!("model alone, round {round}");
+                    on_threads(cores, per_round, label, move |index| {
+                        model.logits(&inputs[index % inputs.len()], 1)?;
+                        Ok(())
+                    })
+                    .await
+                }
+                Stage::DecodeResize => {
+                    let label = format!("decode + resize alone, round {round}");
+                    on_threads(cores, per_round, label, move |index| {
+                        let (_, bytes) = SAMPLE_IMAGES[index % SAMPLE_IMAGES.len()];
+                        let pixels = decode(bytes, u64::MAX)?.into_rgb8();
+                        model
+                            .preprocessing()
+                            .input(&pixels)
+                            .map_err(anyhow::Error::msg)?;
+                        Ok(())
+                    })
+                    .await
+                }
+                Stage::InProcess => in_process(&model, cores, per_round, &round).await,
+                Stage::Worker => {
+                    let label = format!("images through the worker, round {round}");
+                    worker.throughput(image_tasks(per_round), &label).await
+                }
+            }
+        }
+    })
+    .await?;
+    let [
+        model_alone_ips,
+        decode_resize_ips,
+        algorithm_ips,
+        worker_ips,
+    ] = <[Vec<f64>; 4]>::try_from(rates)
+        .unwrap_or_else(|rates| panic!("{} stages, not 4", rates.len()))
+        .map(|rates| overall_rate(&rates));
+    eprintln!(
+        "  classification, images/s: model alone {model_alone_ips:.1}, decode + resize alone \
+         {decode_resize_ips:.1}, classifier in process {algorithm_ips:.1}, through the worker \
+         {worker_ips:.1}"
+    );
     Ok(ClassifyFigures {
         model_alone_ips,
         decode_resize_ips,
@@ -103,7 +142,7 @@ pub async fn measure(
 async fn on_threads(
     threads: usize,
     count: usize,
-    label: &'static str,
+    label: String,
     work: impl Fn(usize) -> anyhow::Result<()> + Send + Sync + 'static,
 ) -> anyhow::Result<f64> {
     let rate = tokio::task::spawn_blocking(move || {
@@ -129,7 +168,12 @@ async fn on_threads(
 }
 
 /// The classifier as the runner calls it, `cores` calls at once, without the worker around it.
-async fn in_process(model: &Arc<Model>, cores: usize, count: usize) -> anyhow::Result<f64> {
+async fn in_process(
+    model: &Arc<Model>,
+    cores: usize,
+    count: usize,
+    round: &str,
+) -> anyhow::Result<f64> {
     let loader = ImageLoader::new(ImageInputOptions::default())?;
     let classifier = ImageClassifier::new(model.clone(), loader);
     let encoded: Vec<String> = SAMPLE_IMAGES
@@ -160,7 +204,7 @@ async fn in_process(model: &Arc<Model>, cores: usize, count: usize) -> anyhow::R
         .try_for_each(|_| futures::future::ready(Ok(())))
         .await?;
     let rate = count as f64 / started.elapsed().as_secs_f64();
-    eprintln!("  classifier in process: {rate:.1} images/s, {cores} at once");
+    eprintln!("  classifier in process, round {round}: {rate:.1} images/s, {cores} at once");
     Ok(rate)
 }
 

@@ -15,6 +15,7 @@ mod classify;
 mod report;
 mod roundtrip;
 mod rss;
+mod turns;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -33,7 +34,8 @@ use tokio_util::sync::CancellationToken;
 use children::Children;
 use classify::ClassifyFigures;
 use report::{Figures, LatencyFigures, QueueFigures};
-use roundtrip::Producer;
+use roundtrip::{Percentiles, Producer};
+use turns::{in_turns, overall_rate};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -52,10 +54,12 @@ pub struct Args {
     /// Print the figures as one JSON object on stdout instead of a table.
     #[arg(long)]
     json: bool,
-    /// Echo tasks per throughput measurement [default: 20000, --quick 300].
+    /// Echo tasks per throughput measurement, shared out over its rounds
+    /// [default: 20000 in 4 rounds, --quick 300 in 2].
     #[arg(long)]
     tasks: Option<usize>,
-    /// Images classified per measurement [default: 200, --quick 8].
+    /// Images classified per measurement, shared out over its rounds
+    /// [default: 400 in 4 rounds, --quick 8 in 2].
     #[arg(long)]
     images: Option<usize>,
     /// The controller's concurrency, which is also its prefetch and the ceiling's.
@@ -73,14 +77,16 @@ struct Sizes {
     latency_tasks: (usize, usize),
     /// Tasks sent first and not measured: connections, caches and the runner's pool warm up.
     warm_up: usize,
+    /// Each queue measurement is split into this many rounds, ceiling and worker taking turns.
+    rounds: usize,
 }
 
 impl Args {
     fn sizes(&self) -> Sizes {
-        let (tasks, images, latency_seconds, latency_tasks, warm_up) = if self.quick {
-            (300, 8, 1.0, (100, 300), 20)
+        let (tasks, images, latency_seconds, latency_tasks, warm_up, rounds) = if self.quick {
+            (300, 8, 1.0, (100, 300), 20, 2)
         } else {
-            (20_000, 200, 10.0, (1_000, 20_000), 200)
+            (20_000, 400, 10.0, (1_000, 20_000), 200, 4)
         };
         Sizes {
             tasks: self.tasks.unwrap_or(tasks).max(1),
@@ -88,6 +94,7 @@ impl Args {
             latency_seconds,
             latency_tasks,
             warm_up,
+            rounds,
         }
     }
 }
@@ -96,6 +103,11 @@ impl Sizes {
     fn latency_tasks(&self, rate: f64) -> usize {
         let (least, most) = self.latency_tasks;
         ((rate * self.latency_seconds) as usize).clamp(least, most)
+    }
+
+    /// `total` tasks shared out over the rounds.
+    fn per_round(&self, total: usize) -> usize {
+        total.div_ceil(self.rounds).max(1)
     }
 }
 
@@ -239,7 +251,13 @@ async fn measure(
         .context("the embedded controller failed")?;
     let embedded_figures = embedded_figures?;
 
-    let classification = classify::measure(model, cores, sizes.images, &worker_producer).await?;
+    let classification = classify::measure(
+        model,
+        cores,
+        (sizes.rounds, sizes.per_round(sizes.images)),
+        &worker_producer,
+    )
+    .await?;
     Ok((amqp_figures, embedded_figures, classification))
 }
 
@@ -253,33 +271,45 @@ async fn compare(
 ) -> anyhow::Result<QueueFigures> {
     let stop = CancellationToken::new();
     let null_worker = ceiling::spawn(null_worker, prefetch, stop.clone());
+    let producers = Sides { ceiling, worker };
     let measured = async {
         ceiling.burst(echo_tasks(sizes.warm_up), "warm-up").await?;
         worker.burst(echo_tasks(sizes.warm_up), "warm-up").await?;
-        let ceiling_tps = ceiling
-            .throughput(echo_tasks(sizes.tasks), &format!("{queue} ceiling"))
-            .await?;
-        let worker_tps = worker
-            .throughput(
-                echo_tasks(sizes.tasks),
-                &format!("{queue} through the worker"),
-            )
-            .await?;
-        let rate = worker_tps / 2.0;
-        let count = sizes.latency_tasks(rate);
-        let ceiling_latency = ceiling
-            .latency(echo_tasks(count), rate, &format!("{queue} ceiling latency"))
-            .await?;
-        let worker_latency = worker
-            .latency(echo_tasks(count), rate, &format!("{queue} worker latency"))
-            .await?;
+        let tasks = sizes.per_round(sizes.tasks);
+        let rates = in_turns(sizes.rounds, &SIDES, |side, round| {
+            let label = format!("{queue} {side}, round {round}");
+            async move {
+                let producer = producers.get(side);
+                producer.throughput(echo_tasks(tasks), &label).await
+            }
+        })
+        .await?;
+        let tps = Sides::from(rates).map(|rates| overall_rate(&rates));
+        let rate = tps.worker / 2.0;
+        let count = sizes.per_round(sizes.latency_tasks(rate));
+        let latencies = in_turns(sizes.rounds, &SIDES, |side, round| {
+            let label = format!("{queue} {side} latency, round {round}");
+            async move {
+                let producer = producers.get(side);
+                producer.latency(echo_tasks(count), rate, &label).await
+            }
+        })
+        .await?;
+        let latencies = Sides::from(latencies).map(|rounds| Percentiles::of(rounds.concat()));
+        for side in SIDES {
+            eprintln!(
+                "  {queue} {side}: {:.0} tasks/s; at {rate:.0}/s, {}",
+                tps.get(side),
+                latencies.get(side)
+            );
+        }
         anyhow::Ok(QueueFigures {
-            ceiling_tps,
-            worker_tps,
+            ceiling_tps: tps.ceiling,
+            worker_tps: tps.worker,
             latency: LatencyFigures {
                 offered_tps: rate,
-                ceiling: ceiling_latency,
-                worker: worker_latency,
+                ceiling: latencies.ceiling,
+                worker: latencies.worker,
             },
         })
     }
@@ -287,6 +317,56 @@ async fn compare(
     stop.cancel();
     null_worker.await.context("the null worker crashed")?;
     measured
+}
+
+/// The ceiling first: `in_turns` gives the figures in this order.
+const SIDES: [Side; 2] = [Side::Ceiling, Side::Worker];
+
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    Ceiling,
+    Worker,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Ceiling => "ceiling",
+            Side::Worker => "through the worker",
+        })
+    }
+}
+
+/// One thing for the ceiling and one for the worker.
+#[derive(Debug, Clone, Copy)]
+struct Sides<T> {
+    ceiling: T,
+    worker: T,
+}
+
+impl<T> From<Vec<Vec<T>>> for Sides<Vec<T>> {
+    /// From `in_turns` over `SIDES`.
+    fn from(figures: Vec<Vec<T>>) -> Self {
+        let [ceiling, worker] = <[Vec<T>; 2]>::try_from(figures)
+            .unwrap_or_else(|figures| panic!("{} sides, not 2", figures.len()));
+        Sides { ceiling, worker }
+    }
+}
+
+impl<T> Sides<T> {
+    fn get(&self, side: Side) -> &T {
+        match side {
+            Side::Ceiling => &self.ceiling,
+            Side::Worker => &self.worker,
+        }
+    }
+
+    fn map<U>(self, f: impl Fn(T) -> U) -> Sides<U> {
+        Sides {
+            ceiling: f(self.ceiling),
+            worker: f(self.worker),
+        }
+    }
 }
 
 /// `count` echo tasks, each with an id of its own.
@@ -326,4 +406,30 @@ async fn delete_queues(url: &str, prefix: &str) -> anyhow::Result<()> {
 /// How long a measurement of `count` tasks may take before it is declared stuck.
 fn deadline_for(count: usize) -> Duration {
     Duration::from_secs(60) + Duration::from_millis(20) * count as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_share_out_every_task() {
+        let args = Args {
+            amqp: String::new(),
+            quick: false,
+            json: false,
+            tasks: None,
+            images: None,
+            concurrency: 16,
+        };
+        let sizes = args.sizes();
+        assert_eq!(sizes.rounds, 4);
+        assert_eq!(sizes.per_round(20_000), 5_000);
+        assert_eq!(
+            sizes.per_round(10),
+            3,
+            "rounding up: never fewer tasks than asked"
+        );
+        assert_eq!(sizes.per_round(0), 1);
+    }
 }

@@ -51,10 +51,12 @@ pub struct Percentiles {
     pub p50: f64,
     pub p95: f64,
     pub p99: f64,
+    /// The worst sample: a single stall (a blocked write, a GC-like pause) hides below p99.
+    pub max: f64,
 }
 
 impl Percentiles {
-    fn of(mut samples: Vec<Duration>) -> Self {
+    pub fn of(mut samples: Vec<Duration>) -> Self {
         samples.sort_unstable();
         let at = |quantile: f64| {
             let index = ((samples.len() as f64 * quantile).ceil() as usize).clamp(1, samples.len());
@@ -64,6 +66,7 @@ impl Percentiles {
             p50: at(0.50),
             p95: at(0.95),
             p99: at(0.99),
+            max: at(1.0),
         }
     }
 
@@ -73,7 +76,18 @@ impl Percentiles {
             p50: self.p50 - base.p50,
             p95: self.p95 - base.p95,
             p99: self.p99 - base.p99,
+            max: self.max - base.max,
         }
+    }
+}
+
+impl std::fmt::Display for Percentiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            self.p50, self.p95, self.p99, self.max
+        )
     }
 }
 
@@ -120,13 +134,13 @@ impl Producer {
     }
 
     /// Publishes the tasks at a fixed `rate` (per second), each on its schedule whatever the
-    /// others are doing, and gives the percentiles of publish-to-result time.
+    /// others are doing, and gives each task's publish-to-result time.
     pub async fn latency(
         &self,
         tasks: Vec<Message>,
         rate: f64,
         label: &str,
-    ) -> anyhow::Result<Percentiles> {
+    ) -> anyhow::Result<Vec<Duration>> {
         let count = tasks.len();
         let expected = ids(&tasks);
         let bar = progress(count, label);
@@ -159,17 +173,15 @@ impl Producer {
         };
         let (sent, arrived) = tokio::try_join!(publishing, self.results(expected, &bar))?;
         bar.finish_and_clear();
-        let percentiles = Percentiles::of(
-            arrived
-                .iter()
-                .map(|(id, at)| at.duration_since(sent[id]))
-                .collect(),
-        );
+        let latencies: Vec<Duration> = arrived
+            .iter()
+            .map(|(id, at)| at.duration_since(sent[id]))
+            .collect();
         eprintln!(
-            "  {label}: {count} tasks at {rate:.0}/s, p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms",
-            percentiles.p50, percentiles.p95, percentiles.p99
+            "  {label}: {count} tasks at {rate:.0}/s, {}",
+            Percentiles::of(latencies.clone())
         );
-        Ok(percentiles)
+        Ok(latencies)
     }
 
     /// Waits for one successful result per expected id; others (a late duplicate of an earlier
