@@ -30,10 +30,13 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
         .unwrap()
 });
 
+/// A runner that has loaded its algorithms: before that it answers 503 to every call, as it
+/// should while starting.
 static ROUTER: LazyLock<Router> = LazyLock::new(|| {
-    Runner::new(vec![sample_algorithm()], RunnerConfig::default())
-        .expect("a runner")
-        .router()
+    let mut runner =
+        Runner::new(vec![sample_algorithm()], RunnerConfig::default()).expect("a runner");
+    RUNTIME.block_on(runner.load()).expect("loading the sample algorithm");
+    runner.router()
 });
 
 fuzz_target!(|body: &[u8]| {
