@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use prometheus::IntGauge;
 use serde_json::Value;
+use switchyard_wire::task::json_type_name;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::Limits;
@@ -83,7 +84,7 @@ impl Hosted {
             other if expects_object => {
                 return Err(format!(
                     "invalid payload: expected a JSON object of fields, got {}",
-                    json_kind(other)
+                    json_type_name(other)
                 ));
             }
             _ => return Ok(()),
@@ -105,17 +106,6 @@ impl Hosted {
                     .join(", ")
             )),
         }
-    }
-}
-
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -137,11 +137,7 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
+    type Cli = crate::commands::FlagsOnly<Args>;
 
     #[test]
     fn flags_become_the_controller_config() {

@@ -8,3 +8,11 @@ pub mod runner;
 pub mod schemas;
 pub mod submit;
 pub mod up;
+
+/// One subcommand's flags parsed on their own, for the tests of its module.
+#[cfg(test)]
+#[derive(clap::Parser)]
+pub struct FlagsOnly<A: clap::Args> {
+    #[command(flatten)]
+    pub args: A,
+}
