@@ -76,4 +76,9 @@ async fn demo_runs_every_sample_and_prints_the_answers() {
         (numbers[0], numbers[2])
     };
     assert_eq!(total, done, "{summary}");
+
+    // A clean stop: the runner leaves discovery before discovery stops.
+    let log = read_log(&log);
+    assert!(log.contains("deregistered from discovery"), "{log}");
+    assert!(!log.contains("could not deregister"), "{log}");
 }

@@ -19,6 +19,7 @@ use switchyard_controller::{Controller, ControllerConfig};
 use switchyard_discovery::DiscoveryClient;
 use switchyard_runner::RunnerConfig;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::algorithm_flags::AlgorithmFlags;
 
@@ -137,16 +138,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let api_url = format!("http://{}", api_listener.local_addr()?);
     let runner_listener = TcpListener::bind("127.0.0.1:0").await?;
 
-    let mut components = tokio::task::JoinSet::new();
+    // Discovery stops last: the runner deregisters from it on the way out.
+    let discovery_stop = CancellationToken::new();
+    let mut discovery = tokio::task::JoinSet::new();
     let discovery_config = switchyard_discovery::Config {
         token: args.token.clone(),
         ..Default::default()
     };
-    components.spawn(named(
+    discovery.spawn(named(
         "discovery",
-        switchyard_discovery::serve(discovery_listener, discovery_config, shutdown.clone())
+        switchyard_discovery::serve(discovery_listener, discovery_config, discovery_stop.clone())
             .map(|served| served.map_err(anyhow::Error::from)),
     ));
+    let mut components = tokio::task::JoinSet::new();
     let runner_config = RunnerConfig {
         discovery: Some(discovery_client.clone()),
         token: args.token.clone(),
@@ -225,20 +229,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             _ = shutdown.cancelled() => None,
             outcome = demo => Some(outcome),
             failed = components.join_next() => Some(Err(component_failure(failed))),
+            failed = discovery.join_next() => Some(Err(component_failure(failed))),
         }
     } else {
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => None,
             failed = components.join_next() => Some(Err(component_failure(failed))),
+            failed = discovery.join_next() => Some(Err(component_failure(failed))),
         }
     };
     shutdown.cancel();
-    while let Some(finished) = components.join_next().await {
-        if let Ok(Err(error)) = finished {
-            tracing::warn!("during shutdown: {error:#}");
-        }
-    }
+    wait_for_every(&mut components).await;
+    discovery_stop.cancel();
+    wait_for_every(&mut discovery).await;
     match outcome {
         Some(Ok(true)) | None => Ok(()),
         Some(Ok(false)) => anyhow::bail!("demo: not every task finished ok (see the table above)"),
@@ -251,6 +255,15 @@ impl Args {
         std::fs::create_dir_all(&self.data)
             .with_context(|| format!("creating the data directory {}", self.data.display()))?;
         Ok(self.data.join(file))
+    }
+}
+
+/// Waits for every component of `set` to stop; a failure on the way out is logged, not fatal.
+async fn wait_for_every(set: &mut tokio::task::JoinSet<anyhow::Result<()>>) {
+    while let Some(finished) = set.join_next().await {
+        if let Ok(Err(error)) = finished {
+            tracing::warn!("during shutdown: {error:#}");
+        }
     }
 }
 
