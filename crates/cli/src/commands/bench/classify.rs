@@ -83,7 +83,7 @@ pub async fn measure(
         .burst(image_tasks(SAMPLE_IMAGES.len()), "classifier warm-up")
         .await?;
 
-    let rates = in_turns(rounds, &STAGES, |stage, round| {
+    let rates = in_turns(rounds, STAGES, |stage, round| {
         let (model, inputs) = (model.clone(), inputs.clone());
         async move {
             match stage {
@@ -122,9 +122,7 @@ pub async fn measure(
         decode_resize_ips,
         algorithm_ips,
         worker_ips,
-    ] = <[Vec<f64>; 4]>::try_from(rates)
-        .unwrap_or_else(|rates| panic!("{} stages, not 4", rates.len()))
-        .map(|rates| overall_rate(&rates));
+    ] = rates.map(|rates| overall_rate(&rates));
     eprintln!(
         "  classification, images/s: model alone {model_alone_ips:.1}, decode + resize alone \
          {decode_resize_ips:.1}, classifier in process {algorithm_ips:.1}, through the worker \

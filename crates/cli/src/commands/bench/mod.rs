@@ -271,45 +271,37 @@ async fn compare(
 ) -> anyhow::Result<QueueFigures> {
     let stop = CancellationToken::new();
     let null_worker = ceiling::spawn(null_worker, prefetch, stop.clone());
-    let producers = Sides { ceiling, worker };
+    // In this order in what `in_turns` gives back: the ceiling, then the worker.
+    let sides = [("ceiling", ceiling), ("through the worker", worker)];
     let measured = async {
         ceiling.burst(echo_tasks(sizes.warm_up), "warm-up").await?;
         worker.burst(echo_tasks(sizes.warm_up), "warm-up").await?;
         let tasks = sizes.per_round(sizes.tasks);
-        let rates = in_turns(sizes.rounds, &SIDES, |side, round| {
+        let tps = in_turns(sizes.rounds, sides, |(side, producer), round| {
             let label = format!("{queue} {side}, round {round}");
-            async move {
-                let producer = producers.get(side);
-                producer.throughput(echo_tasks(tasks), &label).await
-            }
+            async move { producer.throughput(echo_tasks(tasks), &label).await }
         })
-        .await?;
-        let tps = Sides::from(rates).map(|rates| overall_rate(&rates));
-        let rate = tps.worker / 2.0;
+        .await?
+        .map(|rates| overall_rate(&rates));
+        let rate = tps[1] / 2.0;
         let count = sizes.per_round(sizes.latency_tasks(rate));
-        let latencies = in_turns(sizes.rounds, &SIDES, |side, round| {
+        let latencies = in_turns(sizes.rounds, sides, |(side, producer), round| {
             let label = format!("{queue} {side} latency, round {round}");
-            async move {
-                let producer = producers.get(side);
-                producer.latency(echo_tasks(count), rate, &label).await
-            }
+            async move { producer.latency(echo_tasks(count), rate, &label).await }
         })
-        .await?;
-        let latencies = Sides::from(latencies).map(|rounds| Percentiles::of(rounds.concat()));
-        for side in SIDES {
-            eprintln!(
-                "  {queue} {side}: {:.0} tasks/s; at {rate:.0}/s, {}",
-                tps.get(side),
-                latencies.get(side)
-            );
+        .await?
+        .map(|rounds| Percentiles::of(rounds.concat()));
+        for (((side, _), tps), latencies) in sides.iter().zip(tps).zip(latencies) {
+            eprintln!("  {queue} {side}: {tps:.0} tasks/s; at {rate:.0}/s, {latencies}");
         }
+        let ([ceiling_tps, worker_tps], [ceiling_latency, worker_latency]) = (tps, latencies);
         anyhow::Ok(QueueFigures {
-            ceiling_tps: tps.ceiling,
-            worker_tps: tps.worker,
+            ceiling_tps,
+            worker_tps,
             latency: LatencyFigures {
                 offered_tps: rate,
-                ceiling: latencies.ceiling,
-                worker: latencies.worker,
+                ceiling: ceiling_latency,
+                worker: worker_latency,
             },
         })
     }
@@ -317,56 +309,6 @@ async fn compare(
     stop.cancel();
     null_worker.await.context("the null worker crashed")?;
     measured
-}
-
-/// The ceiling first: `in_turns` gives the figures in this order.
-const SIDES: [Side; 2] = [Side::Ceiling, Side::Worker];
-
-#[derive(Debug, Clone, Copy)]
-enum Side {
-    Ceiling,
-    Worker,
-}
-
-impl std::fmt::Display for Side {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Side::Ceiling => "ceiling",
-            Side::Worker => "through the worker",
-        })
-    }
-}
-
-/// One thing for the ceiling and one for the worker.
-#[derive(Debug, Clone, Copy)]
-struct Sides<T> {
-    ceiling: T,
-    worker: T,
-}
-
-impl<T> From<Vec<Vec<T>>> for Sides<Vec<T>> {
-    /// From `in_turns` over `SIDES`.
-    fn from(figures: Vec<Vec<T>>) -> Self {
-        let [ceiling, worker] = <[Vec<T>; 2]>::try_from(figures)
-            .unwrap_or_else(|figures| panic!("{} sides, not 2", figures.len()));
-        Sides { ceiling, worker }
-    }
-}
-
-impl<T> Sides<T> {
-    fn get(&self, side: Side) -> &T {
-        match side {
-            Side::Ceiling => &self.ceiling,
-            Side::Worker => &self.worker,
-        }
-    }
-
-    fn map<U>(self, f: impl Fn(T) -> U) -> Sides<U> {
-        Sides {
-            ceiling: f(self.ceiling),
-            worker: f(self.worker),
-        }
-    }
 }
 
 /// `count` echo tasks, each with an id of its own.

@@ -8,19 +8,19 @@ use std::future::Future;
 /// housekeeping) then falls on every stage instead of on whichever ran through it, and a drift
 /// over the run cancels out. Gives each stage's figures, in the order of `stages`; the first
 /// failure ends the measurement. `measure` gets the stage and the round, as "2/4".
-pub async fn in_turns<S, T, F, Fut>(
+pub async fn in_turns<S, T, F, Fut, const N: usize>(
     rounds: usize,
-    stages: &[S],
+    stages: [S; N],
     mut measure: F,
-) -> anyhow::Result<Vec<Vec<T>>>
+) -> anyhow::Result<[Vec<T>; N]>
 where
     S: Copy,
     F: FnMut(S, String) -> Fut,
     Fut: Future<Output = anyhow::Result<T>>,
 {
-    let mut figures: Vec<Vec<T>> = stages.iter().map(|_| Vec::with_capacity(rounds)).collect();
+    let mut figures: [Vec<T>; N] = std::array::from_fn(|_| Vec::with_capacity(rounds));
     for round in 0..rounds {
-        let mut order: Vec<usize> = (0..stages.len()).collect();
+        let mut order: Vec<usize> = (0..N).collect();
         if round % 2 == 1 {
             order.reverse();
         }
@@ -45,7 +45,7 @@ mod tests {
     #[tokio::test]
     async fn rounds_alternate_so_each_stage_goes_first_as_often() {
         let mut order = Vec::new();
-        let figures = in_turns(4, &["a", "b", "c"], |stage, round| {
+        let figures = in_turns(4, ["a", "b", "c"], |stage, round| {
             order.push(format!("{stage} {round}"));
             async move { anyhow::Ok(round) }
         })
@@ -65,7 +65,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_turn_ends_the_measurement() {
         let mut turns = 0;
-        let outcome = in_turns(3, &[true, false], |fails, _| {
+        let outcome = in_turns(3, [true, false], |fails, _| {
             turns += 1;
             async move {
                 anyhow::ensure!(!fails, "the worker fell over");
