@@ -174,12 +174,12 @@ def test_a_payload_pydantic_refuses_is_dead_lettered_after_one_attempt(deploymen
     on_queue = deployment.broker.take(DEAD_QUEUE)
     headers = {properties.message_id: properties.headers or {} for properties, _ in on_queue}
     for task_id, (_, _, _, detail) in REFUSED.items():
-        seen = headers.get(task_id, {})
-        last_error = seen.get("x-switchyard-last-error")
+        letter_headers = headers.get(task_id, {})
+        last_error = letter_headers.get("x-switchyard-last-error")
         last_error = last_error.decode() if isinstance(last_error, bytes) else last_error
-        assert seen.get("x-switchyard-dead-reason") in ("rejected", b"rejected") and same_detail(
+        assert letter_headers.get("x-switchyard-dead-reason") in ("rejected", b"rejected") and same_detail(
             last_error or "", detail
-        ), f"expected {task_id} on '{DEAD_QUEUE}' with reason 'rejected' and the detail, saw headers {seen}"
+        ), f"expected {task_id} on '{DEAD_QUEUE}' with reason 'rejected' and the detail, saw headers {letter_headers}"
 
     # Not retried: the runner saw each refused task exactly once. Every task is settled (its
     # error result is out), so no retry of it can still be on its way.

@@ -19,7 +19,7 @@ app = FastAPI()
 
 
 @app.post("/run/{algorithm}")
-async def run_algorithm(algorithm: SupportedAlgorithm, payload: dict) -> Dict[str, Any]:  # type: ignore[valid-type]
+async def run_algorithm(algorithm: SupportedAlgorithm, payload: Dict[str, Any]) -> Dict[str, Any]:
     logger.info(f"Received request to run algorithm {algorithm} on payload {payload}")
     name: str = algorithm.value
     request_model = request_models_by_algorithm[name]
