@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Generator, Iterator
 
 import pytest
 
@@ -23,6 +23,17 @@ from series_harness import (
     rabbitmqctl,
     switchyard_binary,
 )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """A failing test's report carries every component's log (stdout and stderr), whatever the
+    assertion that failed, so no failure needs rerunning to see what the binary said."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    deployment = getattr(item, "funcargs", {}).get("deployment")
+    if report.when == "call" and report.failed and isinstance(deployment, Deployment):
+        report.sections.append(("component logs", deployment.components.describe_all()))
 
 
 @pytest.fixture

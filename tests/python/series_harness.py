@@ -124,14 +124,13 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
 def wait_until(
     what: str,
     check: Callable[[], Optional[T]],
-    components: Components,
     timeout: float = STARTUP_TIMEOUT,
     must_stay_up: Sequence[Component] = (),
 ) -> T:
     """Polls `check` until it returns something other than None.
 
-    Fails at the deadline, or at once when one of `must_stay_up` exits, saying what was awaited,
-    what `check` last saw (its last exception), and every component's log.
+    Fails at the deadline, or at once when one of `must_stay_up` exits, saying what was awaited
+    and what `check` last saw (its last exception); conftest's report hook adds every log.
     """
     deadline = time.monotonic() + timeout
     last_seen = "nothing yet"
@@ -139,8 +138,7 @@ def wait_until(
         for component in must_stay_up:
             if component.exited() is not None:
                 pytest.fail(
-                    f"expected {what}, but {component.name} exited with status {component.exited()}\n"
-                    f"{components.describe_all()}",
+                    f"expected {what}, but {component.name} exited with status {component.exited()}",
                     pytrace=False,
                 )
         try:
@@ -150,10 +148,7 @@ def wait_until(
         except Exception as error:  # not there yet: an answer we keep for the failure message
             last_seen = f"{type(error).__name__}: {error}"
         if time.monotonic() > deadline:
-            pytest.fail(
-                f"expected {what} within {timeout:.0f}s; last seen: {last_seen}\n{components.describe_all()}",
-                pytrace=False,
-            )
+            pytest.fail(f"expected {what} within {timeout:.0f}s; last seen: {last_seen}", pytrace=False)
         time.sleep(POLL_INTERVAL)
 
 
@@ -383,7 +378,6 @@ class Deployment:
         wait_until(
             f"discovery to answer GET {url}/health",
             lambda: True if http_json("GET", url + "/health")[0] == 200 else None,
-            self.components,
             must_stay_up=[component],
         )
         return url
@@ -417,7 +411,6 @@ class Deployment:
         wait_until(
             f"the series' runner to answer GET {url}/schemas",
             lambda: True if http_json("GET", url + "/schemas")[0] == 200 else None,
-            self.components,
             must_stay_up=[component],
         )
         self.wait_registered(discovery, {"word_count": url, "fibonacci": url}, component)
@@ -431,7 +424,7 @@ class Deployment:
             raise AssertionError(f"GET {discovery}/algorithms answered {status} {listing}")
 
         wait_until(
-            f"discovery's GET /algorithms to list {expected}", registered, self.components, must_stay_up=[component]
+            f"discovery's GET /algorithms to list {expected}", registered, must_stay_up=[component]
         )
 
     def controller(self, discovery: str, *extra: str) -> Component:
@@ -454,7 +447,6 @@ class Deployment:
         wait_until(
             f"queue '{name}' to exist in vhost {self.broker.vhost}",
             lambda: True if self.broker.queue_exists(name) is not None else None,
-            self.components,
             must_stay_up=[component],
         )
 
@@ -475,8 +467,7 @@ class Deployment:
         if completed.returncode != 0:
             pytest.fail(
                 f"expected the series' producer to publish {algorithm} {payload} and exit 0; it exited "
-                f"{completed.returncode}:\nstdout: {completed.stdout}\nstderr: {completed.stderr}\n"
-                f"{self.components.describe_all()}",
+                f"{completed.returncode}:\nstdout: {completed.stdout}\nstderr: {completed.stderr}",
                 pytrace=False,
             )
 
@@ -493,7 +484,7 @@ class Deployment:
             raise AssertionError(f"{len(results)} result(s): {results}")
 
         return wait_until(
-            f"{count} result(s) on '{RESULTS_QUEUE}'", enough, self.components, timeout, must_stay_up
+            f"{count} result(s) on '{RESULTS_QUEUE}'", enough, timeout, must_stay_up
         )
 
     def run_cli(self, *args: str) -> subprocess.CompletedProcess[str]:
