@@ -1,0 +1,1 @@
+"""The producer side: submit tasks and get their results or typed failures."""

@@ -1,0 +1,110 @@
+"""Publishing tasks to RabbitMQ as ``switchyard submit --amqp`` does: the body
+``{"algorithm", "payload"}``, persistent, ``mandatory``, ``message_id`` = the task id, and
+``reply_to`` + ``correlation_id`` naming this client's exclusive reply queue, each publish
+confirmed by the broker before ``submit`` returns.
+
+pika's blocking connection is not thread-safe, so one lock guards it; waiting for results
+pumps it in short slices so other threads can publish meanwhile."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pika  # type: ignore[import-untyped]  # pika ships no type hints
+import pika.exceptions  # type: ignore[import-untyped]
+from pika.adapters.blocking_connection import BlockingChannel  # type: ignore[import-untyped]
+
+from .errors import SubmitFailed
+from .outcome import Outcome, from_result_message
+
+# The longest a result waiter holds the connection before letting a publisher in.
+_PUMP_SLICE = 0.05
+
+
+class AmqpTransport:
+    def __init__(self, url: str, queue: str, queue_type: str) -> None:
+        self.queue = queue
+        self._lock = threading.Lock()
+        self._outcomes: dict[str, Outcome] = {}
+        try:
+            self._connection = pika.BlockingConnection(pika.URLParameters(url))
+            self._channel: BlockingChannel = self._connection.channel()
+            self._declare(queue_type)
+            self._channel.confirm_delivery()
+            declared = self._channel.queue_declare("", exclusive=True, auto_delete=True)
+            self.reply_to: str = declared.method.queue
+            self._channel.basic_consume(self.reply_to, self._on_result, auto_ack=True)
+        except pika.exceptions.AMQPError as error:
+            raise SubmitFailed(f"cannot open RabbitMQ at {_redacted(url)}: {error!r}") from error
+
+    def _declare(self, queue_type: str) -> None:
+        """The task queue as the controller declares it, so a task published before any
+        controller started waits in it instead of being unroutable. Equal arguments make this
+        a no-op on a queue the controller already declared."""
+        dead_letter_exchange = f"{self.queue}.dlx"
+        self._channel.exchange_declare(dead_letter_exchange, "fanout", durable=True)
+        arguments: dict[str, Any] = {"x-dead-letter-exchange": dead_letter_exchange}
+        if queue_type == "quorum":
+            arguments["x-queue-type"] = "quorum"
+        self._channel.queue_declare(self.queue, durable=True, arguments=arguments)
+
+    def _on_result(self, _channel: Any, _method: Any, properties: Any, body: bytes) -> None:
+        try:
+            message = json.loads(body)
+        except ValueError:
+            return  # not a result; nothing this client can do with it
+        if not isinstance(message, dict):
+            return
+        task_id = properties.correlation_id or message.get("id")
+        # Delivery is at-least-once: the first result of an id is the one kept.
+        if isinstance(task_id, str) and task_id not in self._outcomes:
+            self._outcomes[task_id] = from_result_message(message)
+
+    def publish(self, task_id: str, algorithm: str, payload: Any) -> None:
+        body = json.dumps({"algorithm": algorithm, "payload": payload}).encode()
+        properties = pika.BasicProperties(message_id=task_id, reply_to=self.reply_to,
+                                          correlation_id=task_id, delivery_mode=2)
+        with self._lock:
+            try:
+                self._channel.basic_publish("", self.queue, body, properties, mandatory=True)
+            except pika.exceptions.UnroutableError as error:
+                raise SubmitFailed(f"task {task_id}: queue '{self.queue}' does not exist") from error
+            except pika.exceptions.NackError as error:
+                raise SubmitFailed(f"task {task_id}: the broker did not confirm it") from error
+            except pika.exceptions.AMQPError as error:
+                raise SubmitFailed(f"task {task_id}: publishing failed: {error!r}") from error
+
+    def wait(self, task_id: str, timeout: float) -> Outcome | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            outcome = self._outcomes.get(task_id)
+            if outcome is not None:
+                return outcome
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            with self._lock:
+                if task_id in self._outcomes:
+                    continue
+                try:
+                    self._connection.process_data_events(time_limit=min(remaining, _PUMP_SLICE))
+                except pika.exceptions.AMQPError as error:
+                    raise SubmitFailed(f"the connection to RabbitMQ broke while waiting for "
+                                       f"task {task_id}: {error!r}") from error
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection.is_open:
+                try:
+                    self._connection.close()
+                except pika.exceptions.AMQPError:
+                    pass  # closing a broken connection: nothing left to release
+
+
+def _redacted(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    return f"{scheme}://{credentials.split(':')[0]}:***@{host}" if at else url
