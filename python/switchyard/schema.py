@@ -45,7 +45,9 @@ class Payload:
             )
             fields[internal] = (hints.get(parameter.name, Any), info)
             self._names.append((internal, parameter.name))
-        config = ConfigDict(extra="forbid", title=name, validate_by_name=False)
+        # Strict: the schema is the contract, so "3" is not an integer here either, as it is not
+        # for up's API or a producer's check, which validate against the same schema.
+        config = ConfigDict(extra="forbid", title=name, validate_by_name=False, strict=True)
         model: type[BaseModel] = pydantic.create_model(
             f"{name}_payload", __config__=config, __doc__=summary or None, **fields
         )
