@@ -1,0 +1,125 @@
+"""The whole worker on RabbitMQ: the Python client publishes, the Rust controller routes to
+Python runners found through discovery, retries what is transient, dead-letters what is not,
+and the client gets each result or a typed failure."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import switchyard
+from switchyard import AsyncClient, Client, PayloadRefused, Rejected, ResultTimeout, Unavailable
+from support import Controller, Discovery, Runner, Vhost, eventually
+from sample import Box
+
+
+@pytest.fixture
+def worker(vhost: Vhost, discovery: Discovery) -> Iterator[tuple[Runner, Controller]]:
+    runner = Runner("sample", "--discovery", discovery.url)
+    controller = Controller(vhost, discovery, "--max-attempts", "2")
+    yield runner, controller
+    controller.process.stop()
+    runner.process.stop()
+
+
+def queued(vhost: Vhost, queue: str = "tasks") -> int:
+    listing = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost.name, "name", "messages"],
+                             capture_output=True, text=True, check=True, timeout=60).stdout
+    for line in listing.splitlines():
+        name, _, count = line.partition("\t")
+        if name == queue:
+            return int(count)
+    return 0
+
+
+def test_tasks_round_trip(worker: tuple[Runner, Controller], vhost: Vhost, discovery: Discovery) -> None:
+    runner, _ = worker
+    with Client(vhost.url, discovery=discovery.url) as client:
+        handle = client.submit("classify", {"image_url": "cat.jpg", "box": Box(x=1, y=2).model_dump()},
+                               wait=True, timeout=30)
+        assert handle.result() == {"label": "cat.jpg:5", "score": 0.5, "loaded": True}
+        outcome = handle.outcome()
+        assert (outcome.task_id, outcome.attempts, outcome.runner) == (handle.id, 1, runner.url)
+        handles = client.submit_many([("shout", {"text": f"t{n}"}) for n in range(20)])
+        assert [h.result(timeout=30)["text"] for h in handles] == [f"T{n}" for n in range(20)]
+
+
+def test_the_async_client_round_trips(worker: tuple[Runner, Controller], vhost: Vhost) -> None:
+    async def scenario() -> list[object]:
+        async with AsyncClient(vhost.url) as client:
+            handles = await client.submit_many([("shout", {"text": "a"}), ("shout", {"text": "bb"})])
+            return [await handle.result(timeout=30) for handle in handles]
+
+    assert asyncio.run(scenario()) == [{"text": "A", "length": 1}, {"text": "BB", "length": 2}]
+
+
+def test_failures_are_typed_with_the_dead_letter_reason(worker: tuple[Runner, Controller], vhost: Vhost) -> None:
+    runner, _ = worker
+    with Client(vhost.url) as client:
+        with pytest.raises(Rejected) as rejected:
+            client.submit("fails", {"kind": "gone"}).result(timeout=30)
+        assert (rejected.value.kind, rejected.value.reason, rejected.value.status) == ("rejected", "rejected", 410)
+        assert rejected.value.message.endswith("the image is gone")
+        assert rejected.value.attempts == 1
+        # A 500 is retried, here up to --max-attempts 2, then given up on.
+        with pytest.raises(Unavailable) as unavailable:
+            client.submit("fails", {"kind": "crash"}).result(timeout=30)
+        assert unavailable.value.attempts == 2 and unavailable.value.status == 500
+        assert runner.metric('switchyard_runner_errors_total{algorithm="fails",kind="internal"}') == 2
+        assert isinstance(unavailable.value, switchyard.TaskFailed)
+
+
+def test_payloads_are_checked_before_anything_is_published(vhost: Vhost, discovery: Discovery) -> None:
+    runner = Runner("sample", "--discovery", discovery.url, "--algorithms", "classify")
+    try:
+        eventually(lambda: discovery.runners() or (_ for _ in ()).throw(AssertionError()))
+        with Client(vhost.url, discovery=discovery.url) as client:
+            with pytest.raises(PayloadRefused, match=r"at '/top_k': 0 is less than the minimum of 1"):
+                client.submit("classify", {"image_url": "a", "top_k": 0})
+            with pytest.raises(PayloadRefused, match="unknown algorithm 'nope'; registered: classify"):
+                client.submit("nope", {})
+            with pytest.raises(PayloadRefused):
+                client.submit_many([("classify", {"image_url": "a"}), ("classify", {})])
+            assert queued(vhost) == 0
+            client.submit("classify", {"image_url": "a"})
+            assert queued(vhost) == 1
+            # No controller runs: the result cannot come.
+            with pytest.raises(ResultTimeout):
+                client.submit("classify", {"image_url": "b"}).result(timeout=0.3)
+        with Client(vhost.url, discovery="http://127.0.0.1:9") as unchecked:
+            unchecked.submit("classify", {"top_k": 0})  # discovery unreachable: published anyway
+        assert queued(vhost) == 3
+    finally:
+        runner.process.stop()
+
+
+def test_an_overloaded_replica_answers_503_and_the_controller_retries_elsewhere(
+        vhost: Vhost, discovery: Discovery) -> None:
+    full = Runner("sample", "--discovery", discovery.url, "--algorithms", "busy")
+    free = Runner("sample", "--discovery", discovery.url, "--algorithms", "busy")
+    controller = Controller(vhost, discovery, "--max-attempts", "30")
+    try:
+        eventually(lambda: len(discovery.runners()) == 2 or (_ for _ in ()).throw(AssertionError()))
+        with concurrent.futures.ThreadPoolExecutor() as pool, Client(vhost.url) as client:
+            # Hold the one slot of `full` for the whole test: the controller does not know.
+            holding = pool.submit(full.post, "/run/busy", {"seconds": 6.0})
+            eventually(lambda: full.metric('switchyard_runner_in_flight{algorithm="busy"}') == 1
+                       or (_ for _ in ()).throw(AssertionError()))
+            started = time.monotonic()
+            handles = client.submit_many([("busy", {"seconds": 0.05}) for _ in range(6)])
+            outcomes = [handle.outcome(timeout=30) for handle in handles]
+            assert time.monotonic() - started < 5.5, "finished while `full` was still held"
+            assert all(outcome.ok for outcome in outcomes)
+            assert {outcome.runner for outcome in outcomes} == {free.url}
+            assert full.metric('switchyard_runner_queue_rejections_total{algorithm="busy"}') >= 1
+            assert any(outcome.attempts > 1 for outcome in outcomes)
+            assert holding.result().status_code == 200
+    finally:
+        controller.process.stop()
+        full.process.stop()
+        free.process.stop()
