@@ -16,6 +16,7 @@ These use the built-in `echo` algorithm, so they depend on no series runner.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -127,3 +128,54 @@ def test_the_default_queue_properties_make_the_series_producer_fail(deployment: 
     # A producer's failure is its own: the controller keeps serving.
     if controller.exited() is not None:
         pytest.fail(f"expected the controller to keep running\n{controller.describe()}", pytrace=False)
+
+
+def test_a_refused_series_task_on_the_adopted_queue_is_a_dead_letter_under_its_result_id(
+    deployment: Deployment,
+) -> None:
+    discovery = deployment.discovery()
+    deployment.echo_runner(discovery)
+    # The series' producer gives no message id: the controller's generated one must tie the
+    # error result to the dead letter, the only handle a user has to replay it.
+    deployment.produce_ok("echo", {"txt": "a misspelt field"})
+    controller = deployment.controller(discovery)
+    [result] = deployment.results(1, must_stay_up=[controller])
+    error = result.get("error") or {}
+    assert (result.get("status"), result.get("attempts"), error.get("kind"), error.get("status")) == (
+        "error",
+        1,
+        "rejected",
+        400,
+    ) and "txt" in error.get("message", ""), (
+        f"expected an error result after 1 attempt, kind 'rejected', status 400, naming the field 'txt'; saw {result}"
+    )
+
+    # Listing dead letters works on the adopted queue too, without any extra setting.
+    listed = deployment.run_cli("dead-letters", "list", "--json", "--amqp", deployment.broker.url)
+    letters = [json.loads(line) for line in listed.stdout.splitlines() if line.strip()]
+    assert listed.returncode == 0 and [(letter["key"], letter["reason"]) for letter in letters] == [
+        (result["id"], "rejected")
+    ], (
+        f"expected `switchyard dead-letters list` to exit 0 and list one letter keyed {result['id']!r}, "
+        f"the result's id; it exited {listed.returncode}, listed {letters}\nstderr: {listed.stderr}"
+    )
+    assert json.loads(letters[0]["body"]) == {"algorithm": "echo", "payload": {"txt": "a misspelt field"}}, (
+        f"expected the dead letter to keep the series' body, saw {letters[0]['body']!r}"
+    )
+
+
+def test_adopting_the_queue_is_said_once_without_error_lines(deployment: Deployment) -> None:
+    """An adopted queue is the supported migration path, not a failure: the controller says so in
+    its one WARN line, and nothing in its log calls it an error (RabbitMQ's PRECONDITION_FAILED
+    while probing the queue is expected, and already quoted in that line)."""
+    discovery = deployment.discovery()
+    deployment.echo_runner(discovery)
+    deployment.produce_ok("echo", {"text": "waiting"})
+    controller = deployment.controller(discovery)
+    assert_echoed(deployment.results(1, must_stay_up=[controller]), ["waiting"])
+
+    errors = lines_with(controller, " ERROR ")
+    assert len(lines_with(controller, ADOPTION_LOG)) == 1 and errors == [], (
+        f"expected one {ADOPTION_LOG!r} line and no ERROR line in the controller's log, saw "
+        f"{len(errors)} ERROR line(s):\n" + "\n".join(errors)
+    )
