@@ -56,7 +56,7 @@ def test_registers_again_after_discovery_is_killed(discovery: Discovery) -> None
 
 
 def test_sigterm_deregisters_after_calls_in_flight_finish(discovery: Discovery) -> None:
-    runner = Runner("sample", "--discovery", discovery.url, "--grace-period", "5s")
+    runner = Runner("sample", "--discovery", discovery.url, "--grace-period", "5s", "--algorithms", "busy")
     eventually(lambda: entry(discovery, runner))
     with concurrent.futures.ThreadPoolExecutor() as pool:
         call = pool.submit(runner.post, "/run/busy", {"seconds": 1.0})

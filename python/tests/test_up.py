@@ -27,7 +27,7 @@ class Up:
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Up, Runner]]:
     started = Up(tmp_path_factory.mktemp("up-data"))
-    runner = Runner("sample", "--discovery", started.discovery)
+    runner = Runner("sample", "--discovery", started.discovery, "--algorithms", "classify,shout,fails")
 
     def listed() -> None:
         names = [a["name"] for a in httpx.get(f"{started.url}/v1/algorithms").json()]
