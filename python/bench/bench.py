@@ -34,12 +34,6 @@ DESIGNS = ("python", "fastapi", "rust")
 def start_runner(design: str, discovery: str) -> Process:
     port = free_port()
     quiet = {"PYTHONPATH": str(HERE)}
-    if design == "python-legacy":
-        p = Process([sys.executable, "-m", "switchyard.runner", "noop", "--standalone", "--listen",
-                        f"127.0.0.1:{port}"], env=quiet, cwd=HERE)
-        wait_http(f"http://127.0.0.1:{port}/ready")
-        httpx.post(f"{discovery}/algorithms", json={"algorithm": "echo", "host": f"http://127.0.0.1:{port}"})
-        return p
     if design == "python":
         return Process([sys.executable, "-m", "switchyard.runner", "noop", "--listen",
                         f"127.0.0.1:{port}", "--discovery", discovery], env=quiet, cwd=HERE)
@@ -78,7 +72,14 @@ class Producer:
         return time.perf_counter() - started
 
 
-def turn(design: str, vhost_url: str, tasks: int, concurrency: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far: what the runner itself spent, whatever
+    else shares the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def turn(design: str, vhost_url: str, tasks: int, concurrency: int) -> tuple[float, float]:
     discovery_port = free_port()
     discovery_url = f"http://127.0.0.1:{discovery_port}"
     queue = f"bench-{design}-{uuid.uuid4().hex[:8]}"
@@ -96,9 +97,12 @@ def turn(design: str, vhost_url: str, tasks: int, concurrency: int) -> float:
         time.sleep(1.0)  # the controller declares the queue
         producer = Producer(vhost_url, queue)
         producer.run(min(200, tasks))  # warm-up: connections, caches
+        runner_pid = started[1].popen.pid
+        cpu_before = cpu_seconds(runner_pid)
         elapsed = producer.run(tasks)
+        cpu_ms = (cpu_seconds(runner_pid) - cpu_before) * 1000 / tasks
         producer.connection.close()
-        return tasks / elapsed
+        return tasks / elapsed, cpu_ms
     finally:
         for process in reversed(started):
             process.stop()
@@ -114,21 +118,28 @@ def main() -> None:
     rabbitmqctl("add_vhost", vhost)
     rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     figures: dict[str, list[float]] = {design: [] for design in DESIGNS}
+    cpu: dict[str, list[float]] = {design: [] for design in DESIGNS}
     try:
         for round_number in range(1, args.rounds + 1):
             for design in DESIGNS:
-                rate = turn(design, f"amqp://guest:guest@127.0.0.1:5672/{vhost}", args.tasks, args.concurrency)
+                rate, cpu_ms = turn(design, f"amqp://guest:guest@127.0.0.1:5672/{vhost}", args.tasks,
+                                    args.concurrency)
                 figures[design].append(rate)
-                print(f"round {round_number} {design:8} {rate:8.0f} tasks/s", flush=True)
+                cpu[design].append(cpu_ms)
+                print(f"round {round_number} {design:8} {rate:8.0f} tasks/s  runner CPU "
+                      f"{cpu_ms:.3f} ms/task", flush=True)
     finally:
         rabbitmqctl("delete_vhost", vhost)
     medians = {design: statistics.median(rates) for design, rates in figures.items()}
+    cpu_medians = {design: statistics.median(values) for design, values in cpu.items()}
     print(f"\n{args.tasks} tasks per turn, {args.rounds} rounds, controller --concurrency "
           f"{args.concurrency}, {os.cpu_count()} cores; median tasks/s:")
     for design in DESIGNS:
-        print(f"  {design:8} {medians[design]:8.0f}   (rounds: {', '.join(f'{r:.0f}' for r in figures[design])})")
-    print(f"  python / fastapi = {medians['python'] / medians['fastapi']:.2f}x, "
+        print(f"  {design:8} {medians[design]:8.0f}   runner CPU {cpu_medians[design]:.3f} ms/task   "
+              f"(rounds: {', '.join(f'{r:.0f}' for r in figures[design])})")
+    print(f"  tasks/s: python / fastapi = {medians['python'] / medians['fastapi']:.2f}x, "
           f"python / rust = {medians['python'] / medians['rust']:.2f}x")
+    print(f"  runner CPU per task: fastapi / python = {cpu_medians['fastapi'] / cpu_medians['python']:.2f}x")
 
 
 if __name__ == "__main__":
