@@ -28,6 +28,9 @@ pub struct Options {
     pub ocr_language: Option<String>,
     /// Directory of Tesseract's `*.traineddata`; default: `TESSDATA_PREFIX`, then the usual places.
     pub tessdata_dir: Option<std::path::PathBuf>,
+    /// Tesseract's shared library; default: `libtesseract.so.5` and its kin, wherever the
+    /// dynamic loader finds them.
+    pub tesseract_library: Option<std::path::PathBuf>,
 }
 
 /// Every built-in algorithm this build can host, by name.

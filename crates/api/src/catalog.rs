@@ -4,8 +4,12 @@
 //! compiled once and cached. The cache is refreshed when it is older than its lifetime and at once
 //! (rate-limited) when a submit names an algorithm it does not know, so a runner that registers
 //! after the API started is accepted without a restart.
+//!
+//! An algorithm the deployment is expected to host (`up`'s own) that has not registered yet is
+//! loading, a retryable refusal; one its runner reported unavailable (an engine not installed)
+//! is refused with the runner's reason, which says how to install what is missing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +31,19 @@ pub struct AlgorithmListing {
     pub name: String,
     pub schema: Value,
     pub replicas: Vec<Replica>,
+    /// False when no runner can run it: its runners reported it unavailable.
+    pub available: bool,
+    /// Why it is unavailable, and how to install what is missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable_reason: Option<String>,
+}
+
+/// What `GET /ready` reports: the expected algorithms not registered yet, and those that
+/// cannot run (which waiting will not change, so they do not hold readiness back).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Readiness {
+    pub loading: Vec<String>,
+    pub unavailable: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -44,6 +61,10 @@ pub enum Refusal {
     UnknownAlgorithm { name: String, known: Vec<String> },
     #[error("payload does not match the schema of '{algorithm}': {detail}")]
     Invalid { algorithm: String, detail: String },
+    #[error("algorithm '{name}' is still loading; retry shortly")]
+    Loading { name: String },
+    #[error("algorithm '{name}' is unavailable: {reason}")]
+    Unavailable { name: String, reason: String },
 }
 
 struct Compiled {
@@ -55,6 +76,8 @@ struct Compiled {
 struct Cache {
     fetched_at: Option<Instant>,
     algorithms: BTreeMap<String, Compiled>,
+    /// Reported unavailable by every runner that was asked to host it, with the first reason.
+    unavailable: BTreeMap<String, String>,
 }
 
 /// The cached catalog; clones share it.
@@ -62,6 +85,9 @@ struct Cache {
 pub struct Catalog {
     discovery: DiscoveryClient,
     cache: Arc<Mutex<Cache>>,
+    /// Algorithms this deployment hosts itself (`up`'s built-in runner): until they register
+    /// they are loading, not unknown.
+    expected: Arc<BTreeSet<String>>,
 }
 
 impl Catalog {
@@ -71,8 +97,34 @@ impl Catalog {
             cache: Arc::new(Mutex::new(Cache {
                 fetched_at: None,
                 algorithms: BTreeMap::new(),
+                unavailable: BTreeMap::new(),
             })),
+            expected: Arc::default(),
         }
+    }
+
+    /// Names algorithms that will register soon: a submit for one of them before it has is
+    /// refused as [`Refusal::Loading`], and `/ready` waits for them.
+    pub fn expecting(mut self, names: impl IntoIterator<Item = String>) -> Catalog {
+        self.expected = Arc::new(names.into_iter().collect());
+        self
+    }
+
+    /// Which expected algorithms are still loading, and which cannot run; freshly fetched.
+    pub async fn readiness(&self) -> Result<Readiness, ClientError> {
+        let mut cache = self.cache.lock().await;
+        refresh(&self.discovery, &mut cache).await?;
+        Ok(Readiness {
+            loading: self
+                .expected
+                .iter()
+                .filter(|name| {
+                    !cache.algorithms.contains_key(*name) && !cache.unavailable.contains_key(*name)
+                })
+                .cloned()
+                .collect(),
+            unavailable: cache.unavailable.clone(),
+        })
     }
 
     /// Refuses a payload its algorithm's schema rejects, naming the offending field.
@@ -89,9 +141,19 @@ impl Catalog {
             refresh(&self.discovery, &mut cache).await?;
         }
         let Some(compiled) = cache.algorithms.get(algorithm) else {
-            return Ok(Err(Refusal::UnknownAlgorithm {
-                name: algorithm.to_string(),
-                known: cache.algorithms.keys().cloned().collect(),
+            let name = algorithm.to_string();
+            return Ok(Err(if let Some(reason) = cache.unavailable.get(algorithm) {
+                Refusal::Unavailable {
+                    name,
+                    reason: reason.clone(),
+                }
+            } else if self.expected.contains(algorithm) {
+                Refusal::Loading { name }
+            } else {
+                Refusal::UnknownAlgorithm {
+                    name,
+                    known: cache.algorithms.keys().cloned().collect(),
+                }
             }));
         };
         let Some(validator) = &compiled.validator else {
@@ -119,21 +181,42 @@ impl Catalog {
         }
     }
 
-    /// Every algorithm with its replicas, freshly fetched.
+    /// Every algorithm with its replicas, then those no runner can run; freshly fetched.
     pub async fn listing(&self) -> Result<Vec<AlgorithmListing>, ClientError> {
         let mut cache = self.cache.lock().await;
         refresh(&self.discovery, &mut cache).await?;
-        Ok(cache
+        let available = cache
             .algorithms
             .values()
-            .map(|compiled| compiled.listing.clone())
-            .collect())
+            .map(|compiled| compiled.listing.clone());
+        let unavailable = cache
+            .unavailable
+            .iter()
+            .map(|(name, reason)| AlgorithmListing {
+                name: name.clone(),
+                schema: Value::Null,
+                replicas: Vec::new(),
+                available: false,
+                unavailable_reason: Some(reason.clone()),
+            });
+        Ok(available.chain(unavailable).collect())
     }
 }
 
 async fn refresh(discovery: &DiscoveryClient, cache: &mut Cache) -> Result<(), ClientError> {
     let runners = discovery.runners().await?;
     cache.algorithms = compile(&runners);
+    cache.unavailable = BTreeMap::new();
+    for runner in &runners {
+        for algorithm in &runner.unavailable {
+            if !cache.algorithms.contains_key(&algorithm.name) {
+                cache
+                    .unavailable
+                    .entry(algorithm.name.clone())
+                    .or_insert_with(|| algorithm.reason.clone());
+            }
+        }
+    }
     cache.fetched_at = Some(Instant::now());
     Ok(())
 }
@@ -150,6 +233,8 @@ fn compile(runners: &[RunnerEntry]) -> BTreeMap<String, Compiled> {
                         name: algorithm.name.clone(),
                         schema: Value::Null,
                         replicas: Vec::new(),
+                        available: true,
+                        unavailable_reason: None,
                     },
                     validator: None,
                 });
@@ -190,6 +275,7 @@ mod tests {
                 name: "echo".into(),
                 schema,
             }],
+            unavailable: Vec::new(),
             capacity: 2,
             legacy: false,
             healthy: true,

@@ -16,9 +16,14 @@ pub enum ApiError {
     /// The body is over the limit.
     #[error("{0}")]
     TooLarge(String),
-    /// The broker or discovery is unreachable: the client may retry.
+    /// The broker or discovery is unreachable, or the algorithm is still loading: the client
+    /// may retry.
     #[error("{0}")]
     Unavailable(String),
+    /// The algorithm cannot run on this deployment (its engine is not installed): retrying
+    /// will not help; the message says what to install.
+    #[error("{0}")]
+    NotImplemented(String),
     /// A bug or a broken store; the client sees a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -30,6 +35,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(message) => (StatusCode::BAD_REQUEST, message.clone()),
             ApiError::NotFound(message) => (StatusCode::NOT_FOUND, message.clone()),
             ApiError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, message.clone()),
+            ApiError::NotImplemented(message) => (StatusCode::NOT_IMPLEMENTED, message.clone()),
             ApiError::Unavailable(message) => {
                 tracing::warn!("answering 503: {message}");
                 (StatusCode::SERVICE_UNAVAILABLE, message.clone())

@@ -169,12 +169,16 @@ impl TaskApi {
         idempotency_key: Option<String>,
     ) -> Result<Submitted, ApiError> {
         if let Err(refusal) = self.catalog.check(&algorithm, &payload).await? {
-            let reason = match refusal {
-                catalog::Refusal::UnknownAlgorithm { .. } => "unknown_algorithm",
-                catalog::Refusal::Invalid { .. } => "invalid_payload",
+            let (reason, error): (_, fn(String) -> ApiError) = match refusal {
+                catalog::Refusal::UnknownAlgorithm { .. } => {
+                    ("unknown_algorithm", ApiError::BadRequest)
+                }
+                catalog::Refusal::Invalid { .. } => ("invalid_payload", ApiError::BadRequest),
+                catalog::Refusal::Loading { .. } => ("loading", ApiError::Unavailable),
+                catalog::Refusal::Unavailable { .. } => ("unavailable", ApiError::NotImplemented),
             };
             self.metrics.refused.with_label_values(&[reason]).inc();
-            return Err(ApiError::BadRequest(refusal.to_string()));
+            return Err(error(refusal.to_string()));
         }
         let id = new_task_id();
         let inserted = self

@@ -36,6 +36,7 @@ pub fn router(api: TaskApi, max_body_bytes: usize) -> Router {
         .route("/v1/dead-letters", get(dead_letters))
         .route("/v1/dead-letters/requeue", post(requeue))
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(api)
@@ -147,6 +148,25 @@ async fn task(
     Ok(Json(record).into_response())
 }
 
+/// 200 once every algorithm this deployment hosts itself has registered (or was found unable to
+/// run here, which waiting would not change); until then 503 naming those still loading. Also
+/// 503 while discovery cannot be asked.
+async fn ready(State(api): State<TaskApi>) -> Result<Response, ApiError> {
+    let readiness = api.catalog.readiness().await?;
+    let ready = readiness.loading.is_empty();
+    let body = Json(json!({
+        "ready": ready,
+        "loading": readiness.loading,
+        "unavailable": readiness.unavailable,
+    }));
+    Ok(if ready {
+        body.into_response()
+    } else {
+        let retry_after = [(axum::http::header::RETRY_AFTER, "1")];
+        (StatusCode::SERVICE_UNAVAILABLE, retry_after, body).into_response()
+    })
+}
+
 async fn algorithms(State(api): State<TaskApi>) -> Result<Response, ApiError> {
     Ok(Json(api.catalog.listing().await?).into_response())
 }
@@ -157,6 +177,7 @@ async fn schemas(State(api): State<TaskApi>) -> Result<Response, ApiError> {
         .listing()
         .await?
         .into_iter()
+        .filter(|algorithm| algorithm.available)
         .map(|algorithm| (algorithm.name, algorithm.schema))
         .collect();
     Ok(Json(schemas).into_response())

@@ -9,10 +9,18 @@
 //! - `<tasks>.dlx`: durable fanout exchange, bound to the durable queue `<tasks>.dead`;
 //! - `<tasks>.delay.<ms>`: one durable delay queue per delay tier (see below).
 //!
-//! Every durable queue gets the configured [`QueueType`] (`x-queue-type`). RabbitMQ refuses to
-//! redeclare a queue with other arguments (`PRECONDITION_FAILED`, reported as
-//! [`BrokerError::Fatal`]): switching an existing deployment from classic to quorum means
-//! deleting its queues first.
+//! Every durable queue gets the configured [`QueueType`] (`x-queue-type`).
+//!
+//! # Queues declared by someone else
+//! RabbitMQ refuses to declare an existing queue with other properties (`PRECONDITION_FAILED`).
+//! A task, results or dead-letter queue that already exists that way (the series' producer
+//! declares `tasks` not durable, with no arguments) is adopted as it is, with one warning that
+//! names the property and what it costs: a queue that is not durable loses its tasks when
+//! RabbitMQ restarts. [`TaskQueueProperties::Series`] declares the task queue the series' way
+//! when Switchyard comes first, so that producer's own `queue_declare` keeps working. Delay
+//! queues are Switchyard's alone and must have its properties: a mismatch there is
+//! [`BrokerError::Fatal`] with the command that fixes it (switching a deployment from classic to
+//! quorum means deleting its queues first).
 //!
 //! # Delays
 //! RabbitMQ 3.10 has no delayed delivery without a plugin, so a delayed task waits in a delay
@@ -91,6 +99,8 @@ pub struct AmqpConfig {
     pub queues: QueueNames,
     /// Type of every durable queue declared; must match queues that already exist.
     pub queue_type: QueueType,
+    /// How the task queue itself is declared.
+    pub task_queue: TaskQueueProperties,
     /// One delay queue per tier; a delayed task waits at least its delay and at most the
     /// smallest tier that is not shorter than it. Whole milliseconds, at least 1 ms.
     pub delay_tiers: Vec<Duration>,
@@ -105,6 +115,7 @@ impl AmqpConfig {
             url: url.into(),
             queues,
             queue_type: QueueType::Classic,
+            task_queue: TaskQueueProperties::Switchyard,
             delay_tiers: (9..=17)
                 .map(|bits| Duration::from_millis(1 << bits))
                 .collect(),
@@ -134,6 +145,42 @@ impl FromStr for QueueType {
                 "unknown queue type '{other}' (use classic or quorum)"
             )),
         }
+    }
+}
+
+/// The properties Switchyard declares the task queue with, when it declares it first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TaskQueueProperties {
+    /// Durable, dead-lettering to `<tasks>.dlx`, of the configured [`QueueType`]: tasks survive
+    /// a broker restart.
+    #[default]
+    Switchyard,
+    /// Exactly what the series' producer declares (`queue_declare(queue='tasks')`): classic,
+    /// not durable, no arguments, so that producer's own declaration keeps succeeding when
+    /// Switchyard started first. Its tasks are lost if RabbitMQ restarts.
+    Series,
+}
+
+impl FromStr for TaskQueueProperties {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "switchyard" => Ok(TaskQueueProperties::Switchyard),
+            "series" => Ok(TaskQueueProperties::Series),
+            other => Err(format!(
+                "unknown task queue properties '{other}' (use switchyard or series)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for TaskQueueProperties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TaskQueueProperties::Switchyard => "switchyard",
+            TaskQueueProperties::Series => "series",
+        })
     }
 }
 
@@ -173,6 +220,7 @@ impl AmqpBroker {
         let topology = Arc::new(Topology::new(
             config.queues,
             config.queue_type,
+            config.task_queue,
             &config.delay_tiers,
         )?);
         let broker = AmqpBroker {

@@ -15,6 +15,10 @@ pub struct AlgorithmFlags {
     /// system directories].
     #[arg(long, env = "SWITCHYARD_TESSDATA_DIR")]
     pub tessdata_dir: Option<std::path::PathBuf>,
+    /// Tesseract's shared library, loaded when `ocr` starts [default: libtesseract.so.5 and
+    /// its kin, found by the dynamic loader]. Without one, `ocr` is reported unavailable.
+    #[arg(long, env = "SWITCHYARD_TESSERACT_LIBRARY")]
+    pub tesseract_library: Option<std::path::PathBuf>,
     /// Let image algorithms fetch from loopback, private, link-local and other non-public
     /// addresses. Off by default: a payload must not reach the runner's own network.
     #[arg(long, env = "SWITCHYARD_ALLOW_PRIVATE_URLS")]
@@ -66,6 +70,7 @@ impl AlgorithmFlags {
             detection_languages: self.detection_languages.clone(),
             ocr_language: self.ocr_language.clone(),
             tessdata_dir: self.tessdata_dir.clone(),
+            tesseract_library: self.tesseract_library.clone(),
             image_input: self.image_input(),
             #[cfg(feature = "classifier")]
             classifier: self.classifier(),

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use switchyard_broker::QueueNames;
-use switchyard_broker::amqp::{AmqpBroker, AmqpConfig, QueueType};
+use switchyard_broker::amqp::{AmqpBroker, AmqpConfig, QueueType, TaskQueueProperties};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct AmqpFlags {
@@ -21,6 +21,15 @@ pub struct AmqpFlags {
     /// Type of the queues Switchyard declares; must match queues that already exist.
     #[arg(long, env = "SWITCHYARD_QUEUE_TYPE", default_value = "classic")]
     pub queue_type: QueueType,
+    /// How the task queue is declared when it does not exist yet: `switchyard` (durable) or
+    /// `series` (not durable, no arguments: what the series' producer's
+    /// `queue_declare(queue='tasks')` expects). A queue that exists is served as it is.
+    #[arg(
+        long,
+        env = "SWITCHYARD_TASK_QUEUE_PROPERTIES",
+        default_value = "switchyard"
+    )]
+    pub task_queue_properties: TaskQueueProperties,
 }
 
 impl AmqpFlags {
@@ -28,6 +37,7 @@ impl AmqpFlags {
     pub async fn connect(&self) -> anyhow::Result<AmqpBroker> {
         let config = AmqpConfig {
             queue_type: self.queue_type,
+            task_queue: self.task_queue_properties,
             ..AmqpConfig::new(self.amqp.clone(), QueueNames::new(self.queue.clone()))
         };
         AmqpBroker::connect(config)

@@ -51,7 +51,19 @@ enum Command {
     Bench(commands::bench::Args),
 }
 
-fn main() -> anyhow::Result<()> {
+/// Runs the command; an error that stops it is one line on stderr, its causes joined with ": "
+/// (which queue, which property, what to do), and exit status 1.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("switchyard: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     allocator::return_large_buffers_to_the_kernel();
     let config_path = config::path_from_args(std::env::args_os());
     config::load_into_env(
@@ -62,7 +74,10 @@ fn main() -> anyhow::Result<()> {
     // The bench's progress lines are its output; the brokers' info lines would bury them.
     let _log_writer = init_tracing(match cli.command {
         Command::Bench(_) => "warn",
-        _ => "info,lapin=warn,tract=warn,ort=warn",
+        // lapin logs every channel the broker closes as an error, including the refusal that
+        // tells Switchyard a queue exists with other properties (then adopted); the errors
+        // that matter reach Switchyard's code, which logs them with their context.
+        _ => "info,lapin=warn,lapin::channel=off,tract=warn,ort=warn",
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

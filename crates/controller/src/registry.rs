@@ -218,6 +218,7 @@ mod tests {
                 name: "echo".into(),
                 schema: serde_json::json!({}),
             }],
+            unavailable: Vec::new(),
             capacity: 1,
             legacy: false,
             healthy: true,

@@ -148,6 +148,7 @@ mod tests {
                     schema: json!({}),
                 })
                 .collect(),
+            unavailable: Vec::new(),
             capacity: 4,
             legacy,
             healthy: true,

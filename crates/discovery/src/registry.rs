@@ -174,6 +174,7 @@ impl Registry {
                 id: registration.id.clone(),
                 base_url: registration.base_url.clone(),
                 algorithms: registration.algorithms.clone(),
+                unavailable: registration.unavailable.clone(),
                 capacity: registration.capacity,
                 legacy: false,
                 healthy: self.is_healthy(runner, now),
@@ -194,6 +195,7 @@ impl Registry {
                         schema: Value::Null,
                     })
                     .collect(),
+                unavailable: Vec::new(),
                 // The series' runners serve one call at a time.
                 capacity: 1,
                 legacy: true,

@@ -32,6 +32,11 @@ pub enum AlgorithmError {
     /// The algorithm failed on a valid request: a 500, worth retrying elsewhere.
     #[error("{message}")]
     Internal { message: String },
+    /// Returned by a loader: what the algorithm needs is not on this machine (an engine, a
+    /// model). The runner serves its other algorithms and reports this one unavailable, with
+    /// `message`, which says how to install what is missing.
+    #[error("{message}")]
+    Unavailable { message: String },
 }
 
 impl AlgorithmError {
@@ -54,10 +59,18 @@ impl AlgorithmError {
         }
     }
 
+    /// From a loader: the machine lacks what the algorithm needs; `message` says how to get it.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        AlgorithmError::Unavailable {
+            message: message.into(),
+        }
+    }
+
     pub fn status(&self) -> u16 {
         match self {
             AlgorithmError::Client { status, .. } => *status,
             AlgorithmError::Internal { .. } => 500,
+            AlgorithmError::Unavailable { .. } => 501,
         }
     }
 }

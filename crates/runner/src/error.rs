@@ -46,6 +46,9 @@ pub(crate) enum ApiError {
     NoDefault { hosted: Vec<String> },
     #[error("algorithm '{0}' is still loading; retry shortly")]
     Loading(String),
+    /// Its loader found the machine lacking (an engine not installed): retrying cannot help.
+    #[error("algorithm '{name}' is unavailable on this runner: {reason}")]
+    Unavailable { name: String, reason: String },
     #[error(
         "algorithm '{name}' is saturated ({concurrency} running, {queue} waiting); retry shortly"
     )]
@@ -83,6 +86,7 @@ impl ApiError {
             ApiError::Loading(_) | ApiError::Saturated { .. } | ApiError::Abandoned => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ApiError::Unavailable { .. } => StatusCode::NOT_IMPLEMENTED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnreadableBody(_) | ApiError::NotJson(_) | ApiError::InvalidPayload(_) => {
                 StatusCode::BAD_REQUEST
@@ -98,6 +102,9 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::UnknownAlgorithm { .. } | ApiError::NoDefault { .. } => "unknown_algorithm",
             ApiError::Loading(_) => "loading",
+            ApiError::Unavailable { .. } | ApiError::Algorithm(AlgorithmError::Unavailable { .. }) => {
+                "unavailable"
+            }
             ApiError::Saturated { .. } => "saturated",
             ApiError::Abandoned => "abandoned",
             ApiError::TooLarge(_) => "too_large",
@@ -120,6 +127,7 @@ fn algorithm_status(error: &AlgorithmError) -> StatusCode {
             .filter(|status| status.is_client_error() || status.is_server_error())
             .unwrap_or(StatusCode::BAD_REQUEST),
         AlgorithmError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        AlgorithmError::Unavailable { .. } => StatusCode::NOT_IMPLEMENTED,
     }
 }
 

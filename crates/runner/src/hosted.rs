@@ -19,6 +19,9 @@ pub(crate) struct Hosted {
     pub(crate) limits: Limits,
     /// Set once the loader has finished; until then calls are answered 503.
     handler: OnceLock<Handler>,
+    /// Set instead when the loader found the machine lacking: why, and how to fix it. Calls are
+    /// answered 501 and discovery is told, so nothing is routed here.
+    unavailable: OnceLock<String>,
     /// One permit per call running or waiting. A call that finds none is refused at once, so
     /// the number of buffered bodies, and with it memory, is bounded.
     admitted: Arc<Semaphore>,
@@ -38,6 +41,7 @@ impl Hosted {
             admitted: Arc::new(Semaphore::new(limits.concurrency + limits.queue)),
             running: Arc::new(Semaphore::new(limits.concurrency)),
             handler: OnceLock::new(),
+            unavailable: OnceLock::new(),
             name,
             schema,
             limits,
@@ -50,8 +54,22 @@ impl Hosted {
         self.handler.get().cloned()
     }
 
-    pub(crate) fn is_loaded(&self) -> bool {
-        self.handler.get().is_some()
+    /// Loaded, or found unavailable: either way its loader is done.
+    pub(crate) fn is_settled(&self) -> bool {
+        self.handler.get().is_some() || self.unavailable.get().is_some()
+    }
+
+    /// Why it cannot run here, when its loader said so.
+    pub(crate) fn unavailable_reason(&self) -> Option<&str> {
+        self.unavailable.get().map(String::as_str)
+    }
+
+    pub(crate) fn set_unavailable(&self, reason: String) {
+        assert!(
+            self.unavailable.set(reason).is_ok(),
+            "algorithm '{}' settled twice",
+            self.name
+        );
     }
 
     pub(crate) fn set_loaded(&self, handler: Handler) {

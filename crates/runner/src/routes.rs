@@ -45,11 +45,12 @@ async fn run_default(State(shared): State<Arc<Shared>>, request: Request) -> Res
     answer(&shared, None, request).await
 }
 
-/// The series' shape: `{"<algorithm>": <schema>}`.
+/// The series' shape: `{"<algorithm>": <schema>}`, of the algorithms that can run here.
 async fn schemas(State(shared): State<Arc<Shared>>) -> axum::Json<BTreeMap<String, Value>> {
     let schemas = shared
         .algorithms
         .values()
+        .filter(|hosted| hosted.unavailable_reason().is_none())
         .map(|hosted| (hosted.name.clone(), hosted.schema.clone()));
     axum::Json(schemas.collect())
 }
@@ -59,7 +60,8 @@ async fn health(State(shared): State<Arc<Shared>>) -> axum::Json<Value> {
     axum::Json(json!({"status": "alive", "runner_id": shared.runner_id}))
 }
 
-/// Readiness: every algorithm loaded and not shutting down.
+/// Readiness: every algorithm loaded (or found unavailable, which waiting would not change) and
+/// not shutting down.
 async fn ready(State(shared): State<Arc<Shared>>) -> Response {
     let loading = shared.still_loading();
     let draining = shared.is_draining();
@@ -69,7 +71,14 @@ async fn ready(State(shared): State<Arc<Shared>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({"ready": ready, "loading": loading, "draining": draining});
+    let unavailable: BTreeMap<&str, &str> = shared
+        .algorithms
+        .values()
+        .filter_map(|hosted| Some((hosted.name.as_str(), hosted.unavailable_reason()?)))
+        .collect();
+    let body = json!({
+        "ready": ready, "loading": loading, "draining": draining, "unavailable": unavailable
+    });
     (status, axum::Json(body)).into_response()
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use serde_json::Value;
 use switchyard_discovery::DiscoveryClient;
-use switchyard_wire::discovery::{AlgorithmInfo, RunnerRegistration};
+use switchyard_wire::discovery::{AlgorithmInfo, RunnerRegistration, UnavailableAlgorithm};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -157,6 +157,13 @@ impl Runner {
             };
             match outcome {
                 Ok(handler) => self.shared.algorithms[&name].set_loaded(handler),
+                Err(AlgorithmError::Unavailable { message }) => {
+                    tracing::warn!(
+                        algorithm = name,
+                        "algorithm unavailable on this machine, serving the others: {message}"
+                    );
+                    self.shared.algorithms[&name].set_unavailable(message);
+                }
                 Err(source) => return Err(RunnerError::Load { name, source }),
             }
         }
@@ -236,9 +243,19 @@ impl Runner {
             id: self.shared.runner_id.clone(),
             base_url,
             algorithms: hosted
+                .clone()
+                .filter(|hosted| hosted.unavailable_reason().is_none())
                 .map(|hosted| AlgorithmInfo {
                     name: hosted.name.clone(),
                     schema: hosted.schema.clone(),
+                })
+                .collect(),
+            unavailable: hosted
+                .filter_map(|hosted| {
+                    Some(UnavailableAlgorithm {
+                        name: hosted.name.clone(),
+                        reason: hosted.unavailable_reason()?.to_owned(),
+                    })
                 })
                 .collect(),
             capacity: u32::try_from(capacity).unwrap_or(u32::MAX),

@@ -99,7 +99,7 @@ impl Shared {
     pub(crate) fn still_loading(&self) -> Vec<&str> {
         self.algorithms
             .values()
-            .filter(|hosted| !hosted.is_loaded())
+            .filter(|hosted| !hosted.is_settled())
             .map(|hosted| hosted.name.as_str())
             .collect()
     }

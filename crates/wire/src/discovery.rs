@@ -29,9 +29,23 @@ pub struct RunnerRegistration {
     /// Where the controller reaches the runner, e.g. `http://10.0.0.7:8080`.
     pub base_url: String,
     pub algorithms: Vec<AlgorithmInfo>,
+    /// Algorithms the runner was asked to host but cannot run on its machine (an engine not
+    /// installed), with why: listed so users see the fix, never routed to. Left out when empty,
+    /// so registrations stay what older discoveries accept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<UnavailableAlgorithm>,
     /// How many calls the runner serves at once across its algorithms; the controller uses it
     /// to weigh replicas.
     pub capacity: u32,
+}
+
+/// An algorithm a runner cannot run on its machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnavailableAlgorithm {
+    pub name: String,
+    /// What is missing and the command that installs it.
+    pub reason: String,
 }
 
 /// One algorithm a runner hosts, with the JSON schema of its payload.
@@ -56,6 +70,8 @@ pub struct RunnerEntry {
     pub id: String,
     pub base_url: String,
     pub algorithms: Vec<AlgorithmInfo>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<UnavailableAlgorithm>,
     pub capacity: u32,
     /// Registered through the series' `POST /algorithms`: it never heartbeats, so it never expires.
     pub legacy: bool,

@@ -1,8 +1,8 @@
 //! The inference engines behind one trait, and which one runs.
 //!
 //! tract is pure Rust and always built; ONNX Runtime (the `onnxruntime` feature) is several times
-//! faster and is loaded at run time from the library `ORT_DYLIB_PATH` names (PyPI's onnxruntime
-//! wheel ships one: `scripts/ort-library.sh` prints its path).
+//! faster and is loaded at run time from its shared library, found by [`super::ort_library`]
+//! (`ORT_DYLIB_PATH`, else PyPI's onnxruntime wheel, else the system's library directories).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -44,8 +44,7 @@ pub enum EngineError {
 /// Which engine runs the model.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum EngineChoice {
-    /// ONNX Runtime when its library can be found (`ORT_DYLIB_PATH` names a file that exists)
-    /// and this build has it, tract otherwise.
+    /// ONNX Runtime when its library can be found and this build has it, tract otherwise.
     #[default]
     Auto,
     Tract,
@@ -77,11 +76,10 @@ impl fmt::Display for EngineChoice {
     }
 }
 
-/// The ONNX Runtime library `ORT_DYLIB_PATH` names, whether or not the file exists.
+/// The ONNX Runtime library to load, wherever it was found; `ORT_DYLIB_PATH` whether or not the
+/// file exists.
 pub fn onnxruntime_library() -> Option<PathBuf> {
-    std::env::var_os("ORT_DYLIB_PATH")
-        .filter(|path| !path.is_empty())
-        .map(PathBuf::from)
+    super::ort_library::find().map(|found| found.path)
 }
 
 /// Loads `model` (ONNX bytes) into the chosen engine, for square inputs of side `size`.
@@ -92,32 +90,44 @@ pub fn load_engine(
     size: usize,
     sessions: usize,
 ) -> Result<Box<dyn Engine>, EngineError> {
-    let library = onnxruntime_library();
-    match choice {
-        EngineChoice::Tract => tract_engine(model, size),
-        EngineChoice::OnnxRuntime => {
-            let library = library.ok_or_else(|| EngineError::Unavailable {
-                engine: "onnxruntime",
-                reason: "ORT_DYLIB_PATH is not set; point it at libonnxruntime.so \
-                         (scripts/ort-library.sh prints the path of PyPI's wheel's copy)"
-                    .into(),
-            })?;
-            onnxruntime_engine(library, model, size, sessions)
+    if choice == EngineChoice::Tract {
+        return tract_engine(model, size);
+    }
+    let found = super::ort_library::find();
+    match (choice, found) {
+        (EngineChoice::OnnxRuntime, None) => Err(EngineError::Unavailable {
+            engine: "onnxruntime",
+            reason: "its library was not found: `pip install onnxruntime`, or point \
+                     ORT_DYLIB_PATH at libonnxruntime.so"
+                .into(),
+        }),
+        (EngineChoice::OnnxRuntime, Some(found)) => {
+            tracing::info!(library = %found.path.display(), found_in = found.how, "ONNX Runtime chosen");
+            onnxruntime_engine(found.path, model, size, sessions)
         }
-        EngineChoice::Auto => match library {
-            Some(library) if cfg!(feature = "onnxruntime") && library.is_file() => {
-                onnxruntime_engine(library, model, size, sessions)
-            }
-            Some(library) => {
-                tracing::warn!(
-                    library = %library.display(),
-                    onnxruntime_built = cfg!(feature = "onnxruntime"),
-                    "ORT_DYLIB_PATH is set but ONNX Runtime cannot be used; running tract"
-                );
-                tract_engine(model, size)
-            }
-            None => tract_engine(model, size),
-        },
+        (_, Some(found)) if cfg!(feature = "onnxruntime") && found.path.is_file() => {
+            tracing::info!(
+                library = %found.path.display(), found_in = found.how,
+                "classifier engine: ONNX Runtime (found, and faster than tract)"
+            );
+            onnxruntime_engine(found.path, model, size, sessions)
+        }
+        (_, Some(found)) => {
+            tracing::warn!(
+                library = %found.path.display(),
+                found_in = found.how,
+                onnxruntime_built = cfg!(feature = "onnxruntime"),
+                "ONNX Runtime cannot be used; classifier engine: tract"
+            );
+            tract_engine(model, size)
+        }
+        (_, None) => {
+            tracing::info!(
+                "classifier engine: tract (ONNX Runtime not found; `pip install onnxruntime` \
+                 makes classification several times faster)"
+            );
+            tract_engine(model, size)
+        }
     }
 }
 

@@ -10,6 +10,7 @@ mod engine;
 mod model;
 #[cfg(feature = "onnxruntime")]
 mod onnxruntime;
+mod ort_library;
 mod preprocess;
 mod tract;
 

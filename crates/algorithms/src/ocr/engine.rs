@@ -3,12 +3,12 @@
 //! engines wait, per language, for the next call. An engine is `Send` but not `Sync`: each is
 //! used by one call at a time, taken out of the pool and put back after.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use image::GrayImage;
-use tesseract::Tesseract;
 
+use super::library::{Engine, TesseractLibrary};
 use super::tessdata::Tessdata;
 use super::tsv::{self, Page};
 
@@ -27,15 +27,17 @@ const SOURCE_PPI: i32 = 70;
 
 /// Idle engines, each tagged with its language setting.
 pub struct EnginePool {
+    library: Arc<TesseractLibrary>,
     tessdata: Tessdata,
-    idle: Mutex<Vec<(String, Tesseract)>>,
+    idle: Mutex<Vec<(String, Engine)>>,
     /// Most engines kept idle, all languages together; beyond it the least recently used goes.
     max_idle: usize,
 }
 
 impl EnginePool {
-    pub fn new(tessdata: Tessdata, max_idle: usize) -> Self {
+    pub fn new(library: Arc<TesseractLibrary>, tessdata: Tessdata, max_idle: usize) -> Self {
         EnginePool {
+            library,
             tessdata,
             idle: Mutex::new(Vec::new()),
             max_idle,
@@ -49,23 +51,16 @@ impl EnginePool {
     /// Recognises `image` with an engine for `language` (already checked against the
     /// installed ones). Blocking: call it on the blocking pool.
     pub fn recognize(&self, image: &GrayImage, language: &str) -> Result<Page, EngineError> {
-        let engine = self.take(language)?;
-        let (width, height) = (image.width() as i32, image.height() as i32);
-        let mut engine = engine
-            .set_frame(image.as_raw(), width, height, 1, width)
-            .map_err(|e| EngineError::Recognition(e.to_string()))?
-            .set_source_resolution(SOURCE_PPI)
-            .recognize()
-            .map_err(|e| EngineError::Recognition(e.to_string()))?;
+        let mut engine = self.take(language)?;
         let tsv = engine
-            .get_tsv_text(0)
+            .tsv(image.as_raw(), image.width(), image.height(), SOURCE_PPI)
             .map_err(|e| EngineError::Recognition(e.to_string()))?;
         self.give_back(language, engine);
         Ok(tsv::parse(&tsv))
     }
 
     /// An idle engine for `language`, or a new one.
-    pub fn take(&self, language: &str) -> Result<Tesseract, EngineError> {
+    pub fn take(&self, language: &str) -> Result<Engine, EngineError> {
         let reused = {
             let mut idle = self.lock();
             idle.iter()
@@ -77,11 +72,10 @@ impl EnginePool {
         }
         let started = Instant::now();
         let dir = self.tessdata.dir().to_string_lossy().into_owned();
-        let init_error = || EngineError::Init {
+        let engine = Engine::new(&self.library, &dir, language).map_err(|_| EngineError::Init {
             language: language.to_string(),
             dir: dir.clone(),
-        };
-        let engine = Tesseract::new(Some(&dir), Some(language)).map_err(|_| init_error())?;
+        })?;
         tracing::debug!(
             language,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -91,7 +85,7 @@ impl EnginePool {
     }
 
     /// Keeps `engine` for the next call, dropping the least recently used one when full.
-    pub fn give_back(&self, language: &str, engine: Tesseract) {
+    pub fn give_back(&self, language: &str, engine: Engine) {
         if self.max_idle == 0 {
             return;
         }
@@ -107,7 +101,7 @@ impl EnginePool {
         self.lock().len()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<(String, Tesseract)>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<(String, Engine)>> {
         // The list stays consistent whatever a panicking holder did: a push or a remove is whole.
         self.idle
             .lock()

@@ -1,11 +1,15 @@
 //! `ocr`: the text of an image, line by line with boxes and confidences, read by Tesseract.
 //!
-//! When the runner starts, the tessdata directory is found, the default language checked and one
-//! engine initialised, so a missing model stops the runner instead of failing every call. Each
+//! When the runner starts, Tesseract's library is loaded ([`library`]), the tessdata directory
+//! found, the default language checked and one engine initialised. When Tesseract or its models
+//! are not on the machine, `ocr` is unavailable (the runner serves the other algorithms and
+//! reports it, with the command that installs Tesseract); a broken installation stops the
+//! runner instead of failing every call. Each
 //! call checks its language (a 400 names the installed ones), fetches and decodes its image
 //! ([`crate::image_input`]), then recognises on the blocking pool with a pooled engine.
 
 mod engine;
+pub mod library;
 mod tessdata;
 mod tsv;
 
@@ -60,6 +64,8 @@ pub enum OcrError {
     DefaultLanguage(#[from] UnknownOcrLanguage),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Library(#[from] library::LibraryError),
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
 }
@@ -69,7 +75,14 @@ pub fn ocr_algorithm(options: &Options) -> Algorithm {
     let options = options.clone();
     Algorithm::with_state(
         "ocr",
-        move || Ocr::load(&options).map_err(|e| AlgorithmError::internal(e.to_string())),
+        move || {
+            Ocr::load(&options).map_err(|error| match error {
+                OcrError::Library(_) | OcrError::Tessdata(TessdataError::NotFound { .. }) => {
+                    AlgorithmError::unavailable(error.to_string())
+                }
+                other => AlgorithmError::internal(other.to_string()),
+            })
+        },
         |ocr: Arc<Ocr>, payload: OcrPayload| async move { ocr.read(payload).await },
     )
 }
@@ -86,6 +99,7 @@ impl Ocr {
     /// idle engines as the machine has cores: the runner's default concurrency.
     pub fn load(options: &Options) -> Result<Self, OcrError> {
         let started = Instant::now();
+        let library = library::TesseractLibrary::load(options.tesseract_library.as_ref())?;
         let tessdata = Tessdata::locate(options.tessdata_dir.as_deref())?;
         let default_language = options
             .ocr_language
@@ -93,9 +107,11 @@ impl Ocr {
             .unwrap_or_else(|| DEFAULT_LANGUAGE.to_string());
         tessdata.check(&default_language)?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let pool = EnginePool::new(tessdata, cores);
+        let pool = EnginePool::new(library.clone(), tessdata, cores);
         pool.give_back(&default_language, pool.take(&default_language)?);
         tracing::info!(
+            tesseract = %library.version,
+            library = %library.source,
             tessdata = %pool.tessdata().dir().display(),
             language = %default_language,
             installed = ?pool.tessdata().languages().collect::<Vec<_>>(),

@@ -33,7 +33,7 @@ pub struct Tessdata {
 #[derive(Debug, thiserror::Error)]
 pub enum TessdataError {
     #[error(
-        "no Tesseract language data found (looked in {looked}); install tesseract-ocr-eng or set --tessdata-dir"
+        "no Tesseract language data found (looked in {looked}); install it with `sudo apt-get install tesseract-ocr-eng` (Debian, Ubuntu) or set --tessdata-dir"
     )]
     NotFound { looked: String },
     #[error("cannot read the tessdata directory {}: {source}", dir.display())]

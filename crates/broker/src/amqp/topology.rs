@@ -8,10 +8,12 @@ use lapin::options::{
     ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
     QueueDeleteOptions,
 };
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection, ExchangeKind};
+use tracing::warn;
 
-use super::QueueType;
+use super::{QueueType, TaskQueueProperties};
 use super::errors::broker_error;
 use crate::{BrokerError, QueueNames};
 
@@ -65,6 +67,10 @@ pub(crate) struct Topology {
     /// expired tasks through it, and operators can bind more queues (alerts, archives).
     dead_letter_exchange: String,
     queue_type: QueueType,
+    /// How the task queue is declared: Switchyard's durable queue, or the series' plain one.
+    task_queue: TaskQueueProperties,
+    /// Queues adopted as they are: said once, and only checked for existence from then on.
+    adopted: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Ascending tier lengths in ms, each with its queue `<tasks>.delay.<ms>`.
     delay_tiers: Vec<(u64, String)>,
 }
@@ -73,8 +79,16 @@ impl Topology {
     pub(crate) fn new(
         queues: QueueNames,
         queue_type: QueueType,
+        task_queue: TaskQueueProperties,
         delay_tiers: &[Duration],
     ) -> Result<Self, BrokerError> {
+        if task_queue == TaskQueueProperties::Series && queue_type == QueueType::Quorum {
+            return Err(BrokerError::Fatal(
+                "--task-queue-properties series declares a classic queue that is not durable, \
+                 and --queue-type quorum a durable replicated one: choose one"
+                    .to_owned(),
+            ));
+        }
         let mut tiers: Vec<u64> = delay_tiers
             .iter()
             .map(|tier| u64::try_from(tier.as_millis()).unwrap_or(u64::MAX))
@@ -101,6 +115,8 @@ impl Topology {
                 .collect(),
             queues,
             queue_type,
+            task_queue,
+            adopted: Default::default(),
         })
     }
 
@@ -142,42 +158,87 @@ impl Topology {
         routes
     }
 
-    /// Declares everything; a no-op for what already exists with the same arguments.
+    /// Declares everything; a no-op for what already exists with the same arguments. A task,
+    /// results or dead-letter queue that exists with other properties (a producer declared it
+    /// first, the series' way) is adopted as it is (see [`Adoption`]); a delay queue must have
+    /// Switchyard's own properties, or retries would never come back.
     pub(crate) async fn declare(&self, connection: &Connection) -> Result<(), BrokerError> {
         let error = |error| broker_error("declaring the topology", error);
-        let channel = connection.create_channel().await.map_err(error)?;
-        self.declare_on(&channel).await.map_err(error)?;
-        channel
-            .close(200, "topology declared".into())
-            .await
-            .map_err(error)
-    }
-
-    async fn declare_on(&self, channel: &Channel) -> lapin::Result<()> {
-        let durable = ExchangeDeclareOptions {
-            durable: true,
-            ..ExchangeDeclareOptions::default()
-        };
+        let mut channel = connection.create_channel().await.map_err(error)?;
         channel
             .exchange_declare(
                 self.dead_letter_exchange.as_str().into(),
                 ExchangeKind::Fanout,
-                durable,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
                 FieldTable::default(),
             )
-            .await?;
+            .await
+            .map_err(error)?;
         let mut tasks = self.queue_arguments();
         insert_str(
             &mut tasks,
             "x-dead-letter-exchange",
             &self.dead_letter_exchange,
         );
-        self.declare_queue(channel, &self.queues.tasks, tasks)
-            .await?;
-        self.declare_queue(channel, &self.queues.results, self.queue_arguments())
-            .await?;
-        self.declare_queue(channel, &self.queues.dead, self.queue_arguments())
-            .await?;
+        let tasks_options = QueueDeclareOptions {
+            durable: self.task_queue == TaskQueueProperties::Switchyard,
+            ..QueueDeclareOptions::default()
+        };
+        let tasks = match self.task_queue {
+            TaskQueueProperties::Switchyard => tasks,
+            TaskQueueProperties::Series => FieldTable::default(),
+        };
+        let adoptable = [
+            (&self.queues.tasks, tasks_options, tasks),
+            (&self.queues.results, QueueDeclareOptions::durable(), self.queue_arguments()),
+            (&self.queues.dead, QueueDeclareOptions::durable(), self.queue_arguments()),
+        ];
+        for (name, options, arguments) in adoptable {
+            if self.was_adopted(name) {
+                // Known to differ: asking again would only close another channel. Passive
+                // still fails if the queue was deleted since, and the next declaration
+                // creates it.
+                let passive = QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                };
+                if declare_queue(&channel, name, passive, FieldTable::default())
+                    .await
+                    .is_ok()
+                {
+                    continue;
+                }
+                channel = connection.create_channel().await.map_err(error)?;
+                self.forget_adoption(name);
+            }
+            let Err(refusal) = declare_queue(&channel, name, options, arguments).await else {
+                continue;
+            };
+            if !is_inequivalent(&refusal) {
+                return Err(error(refusal));
+            }
+            // The refusal closed the channel.
+            channel = connection.create_channel().await.map_err(error)?;
+            let series_shape = declare_queue(
+                &channel,
+                name,
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .is_ok();
+            if !series_shape {
+                channel = connection.create_channel().await.map_err(error)?;
+            }
+            self.adopted(Adoption {
+                queue: name,
+                broker_said: &amqp_reply_text(&refusal),
+                series_shape,
+            });
+        }
         channel
             .queue_bind(
                 self.queues.dead.as_str().into(),
@@ -186,12 +247,55 @@ impl Topology {
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
-            .await?;
+            .await
+            .map_err(error)?;
         for (_, queue) in &self.delay_tiers {
-            self.declare_queue(channel, queue, self.delay_queue_arguments())
-                .await?;
+            declare_queue(
+                &channel,
+                queue,
+                QueueDeclareOptions::durable(),
+                self.delay_queue_arguments(),
+            )
+            .await
+            .map_err(|refusal| {
+                if is_inequivalent(&refusal) {
+                    BrokerError::Fatal(format!(
+                        "delay queue '{queue}' exists with other properties than Switchyard \
+                         declares ({}); it holds only retries waiting for their delay: delete it \
+                         (rabbitmqctl delete_queue {queue}) or use the --queue-type it was \
+                         declared with",
+                        amqp_reply_text(&refusal)
+                    ))
+                } else {
+                    error(refusal)
+                }
+            })?;
         }
-        Ok(())
+        channel
+            .close(200, "topology declared".into())
+            .await
+            .map_err(error)
+    }
+
+    /// Says, at warning level, that a queue was adopted and what that costs; once per queue, as
+    /// later declarations (every reconnect) only check that it still exists.
+    fn adopted(&self, adoption: Adoption<'_>) {
+        self.adopted_queues().insert(adoption.queue.to_owned());
+        warn!("{adoption}");
+    }
+
+    fn was_adopted(&self, queue: &str) -> bool {
+        self.adopted_queues().contains(queue)
+    }
+
+    fn forget_adoption(&self, queue: &str) {
+        self.adopted_queues().remove(queue);
+    }
+
+    fn adopted_queues(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.adopted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Deletes every queue (with its messages) and the exchange of this topology.
@@ -220,18 +324,6 @@ impl Topology {
             .map_err(error)
     }
 
-    async fn declare_queue(
-        &self,
-        channel: &Channel,
-        name: &str,
-        arguments: FieldTable,
-    ) -> lapin::Result<()> {
-        channel
-            .queue_declare(name.into(), QueueDeclareOptions::durable(), arguments)
-            .await
-            .map(drop)
-    }
-
     fn queue_arguments(&self) -> FieldTable {
         let mut arguments = FieldTable::default();
         // Classic is RabbitMQ's default: leaving the argument out keeps queues declared by
@@ -258,6 +350,77 @@ impl Topology {
     }
 }
 
+async fn declare_queue(
+    channel: &Channel,
+    name: &str,
+    options: QueueDeclareOptions,
+    arguments: FieldTable,
+) -> lapin::Result<()> {
+    channel
+        .queue_declare(name.into(), options, arguments)
+        .await
+        .map(drop)
+}
+
+/// RabbitMQ's answer to declaring an existing queue with other properties.
+fn is_inequivalent(error: &lapin::Error) -> bool {
+    matches!(
+        error.kind(),
+        lapin::ErrorKind::ProtocolError(amqp)
+            if amqp.kind() == &AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)
+    )
+}
+
+/// The broker's own reason, e.g. "inequivalent arg 'durable' for queue 'tasks' in vhost '/':
+/// received 'true' but current is 'false'", which names the property that differs.
+fn amqp_reply_text(error: &lapin::Error) -> String {
+    match error.kind() {
+        lapin::ErrorKind::ProtocolError(amqp) => amqp.get_message().to_string(),
+        _ => error.to_string(),
+    }
+}
+
+/// A queue Switchyard serves as someone else declared it.
+struct Adoption<'a> {
+    queue: &'a str,
+    /// RabbitMQ's refusal of Switchyard's own declaration: which property differs.
+    broker_said: &'a str,
+    /// It is exactly what `queue_declare(queue=...)` with no options makes: not durable, no
+    /// arguments, which is what the series' producer declares.
+    series_shape: bool,
+}
+
+impl fmt::Display for Adoption<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Adoption {
+            queue,
+            broker_said,
+            series_shape,
+        } = self;
+        write!(
+            f,
+            "adopted existing queue '{queue}' as it is: it was declared with other properties \
+             than Switchyard's (RabbitMQ: {broker_said}); "
+        )?;
+        if *series_shape {
+            write!(
+                f,
+                "it is not durable, as the series' producer declares it: its messages are lost \
+                 if RabbitMQ restarts. To keep that producer unchanged, run every component with \
+                 --task-queue-properties series; to make the queue durable, drain and delete it \
+                 and let Switchyard declare it first"
+            )
+        } else {
+            write!(
+                f,
+                "Switchyard serves it without knowing its properties (durability, queue type, \
+                 dead-lettering); to have Switchyard's, drain and delete it and let Switchyard \
+                 declare it"
+            )
+        }
+    }
+}
+
 fn insert_str(table: &mut FieldTable, key: &str, value: &str) {
     table.insert(key.into(), AMQPValue::LongString(value.into()));
 }
@@ -268,7 +431,13 @@ mod tests {
 
     fn topology() -> Topology {
         let tiers = [4000, 1000, 2000].map(Duration::from_millis);
-        Topology::new(QueueNames::new("jobs"), QueueType::Classic, &tiers).unwrap()
+        Topology::new(
+            QueueNames::new("jobs"),
+            QueueType::Classic,
+            TaskQueueProperties::Switchyard,
+            &tiers,
+        )
+        .unwrap()
     }
 
     fn delayed(ms: u64) -> DelayedRoute {
@@ -314,9 +483,51 @@ mod tests {
     #[test]
     fn refuses_tiers_that_cannot_delay() {
         for tiers in [vec![], vec![Duration::from_micros(500)]] {
-            let error = Topology::new(QueueNames::default(), QueueType::Classic, &tiers);
+            let error = Topology::new(
+                QueueNames::default(),
+                QueueType::Classic,
+                TaskQueueProperties::Switchyard,
+                &tiers,
+            );
             assert!(matches!(error, Err(BrokerError::Fatal(_))));
         }
+    }
+
+    #[test]
+    fn the_series_task_queue_cannot_be_a_quorum_queue() {
+        let error = Topology::new(
+            QueueNames::default(),
+            QueueType::Quorum,
+            TaskQueueProperties::Series,
+            &[Duration::from_secs(1)],
+        );
+        assert!(
+            matches!(&error, Err(BrokerError::Fatal(text)) if text.contains("choose one")),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn an_adoption_says_what_it_costs() {
+        let said = "inequivalent arg 'durable' for queue 'tasks' in vhost '/': received 'true' \
+                    but current is 'false'";
+        let series = Adoption {
+            queue: "tasks",
+            broker_said: said,
+            series_shape: true,
+        }
+        .to_string();
+        assert!(series.starts_with("adopted existing queue 'tasks' as it is"), "{series}");
+        assert!(series.contains(said), "{series}");
+        assert!(series.contains("lost if RabbitMQ restarts"), "{series}");
+        assert!(series.contains("--task-queue-properties series"), "{series}");
+        let other = Adoption {
+            queue: "tasks",
+            broker_said: said,
+            series_shape: false,
+        }
+        .to_string();
+        assert!(other.contains("without knowing its properties"), "{other}");
     }
 
     #[test]

@@ -192,3 +192,52 @@ pub async fn maybe_next(deliveries: &mut Deliveries, within: Duration) -> Option
 pub fn is_disconnected(error: &BrokerError) -> bool {
     matches!(error, BrokerError::Disconnected(_))
 }
+
+/// A vhost of its own with no broker connected yet, for tests that declare queues the way
+/// another client would before Switchyard arrives. Deleted, with its queues, on drop.
+pub struct Vhost {
+    pub name: String,
+}
+
+impl Vhost {
+    pub fn new() -> Vhost {
+        let name = format!("switchyard-test-{}", uuid::Uuid::new_v4().simple());
+        rabbitmqctl(&["add_vhost", &name]);
+        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+        Vhost { name }
+    }
+
+    pub fn config(&self) -> AmqpConfig {
+        test_config(QueueType::Classic, Some(&self.name))
+    }
+
+    /// A config for an existing task queue of this vhost.
+    pub fn config_for(&self, tasks: &str) -> AmqpConfig {
+        let mut config = self.config();
+        config.queues = QueueNames::new(tasks);
+        config
+    }
+
+    /// A plain channel, as another client (the series' producer) would use.
+    pub async fn channel(&self) -> Channel {
+        let connection =
+            Connection::connect(&format!("{HOST}/{}", self.name), ConnectionProperties::default())
+                .await
+                .expect("raw connection");
+        connection.create_channel().await.expect("raw channel")
+    }
+
+    /// `name<TAB>durable<TAB>arguments` of one queue, as rabbitmqctl lists it.
+    pub fn describe(&self, queue: &str) -> Option<String> {
+        rabbitmqctl(&["list_queues", "-p", &self.name, "name", "durable", "arguments"])
+            .lines()
+            .find(|line| line.split('\t').next() == Some(queue))
+            .map(str::to_owned)
+    }
+}
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        rabbitmqctl(&["delete_vhost", &self.name]);
+    }
+}

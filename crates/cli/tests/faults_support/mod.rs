@@ -194,6 +194,7 @@ pub async fn fake_runner(
             name: algorithm.to_string(),
             schema: json!({"type": "object"}),
         }],
+        unavailable: Vec::new(),
         capacity: 4,
     };
     discovery.register(&registration).await.expect("registered");

@@ -171,6 +171,7 @@ pub fn entry(id: &str, base_url: &str, algorithms: &[&str]) -> RunnerEntry {
                 schema: json!({"type": "object"}),
             })
             .collect(),
+        unavailable: Vec::new(),
         capacity: 4,
         legacy: false,
         healthy: true,

@@ -57,6 +57,7 @@ pub fn registration(id: &str, base_url: &str, algorithms: &[&str]) -> RunnerRegi
                 schema: json!({"type": "object"}),
             })
             .collect(),
+        unavailable: Vec::new(),
         capacity: 4,
     }
 }

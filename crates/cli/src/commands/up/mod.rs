@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::FutureExt;
 use switchyard_api::{Catalog, TaskApi, TaskStore};
-use switchyard_broker::amqp::{AmqpBroker, AmqpConfig};
+use switchyard_broker::amqp::{AmqpBroker, AmqpConfig, TaskQueueProperties};
 use switchyard_broker::embedded::{EmbeddedBroker, EmbeddedConfig};
 use switchyard_broker::{Broker, DeadLetterStore, QueueNames, ResultSource};
 use switchyard_controller::{Controller, ControllerConfig};
@@ -41,6 +41,14 @@ pub struct Args {
     /// Run on this AMQP broker instead of the embedded queue.
     #[arg(long, env = "SWITCHYARD_BROKER")]
     broker: Option<String>,
+    /// With `--broker`: how the task queue is declared when it does not exist yet
+    /// (`switchyard` or `series`; see `switchyard controller --help`).
+    #[arg(
+        long,
+        env = "SWITCHYARD_TASK_QUEUE_PROPERTIES",
+        default_value = "switchyard"
+    )]
+    task_queue_properties: TaskQueueProperties,
     /// Name of the task queue (results and dead letters are named after it).
     #[arg(long, env = "SWITCHYARD_QUEUE", default_value = "tasks")]
     queue: String,
@@ -76,9 +84,12 @@ async fn open_backend(args: &Args) -> anyhow::Result<Backend> {
     let queues = QueueNames::new(args.queue.clone());
     if let Some(url) = &args.broker {
         let broker = Arc::new(
-            AmqpBroker::connect(AmqpConfig::new(url.clone(), queues))
-                .await
-                .context("connecting to the AMQP broker")?,
+            AmqpBroker::connect(AmqpConfig {
+                task_queue: args.task_queue_properties,
+                ..AmqpConfig::new(url.clone(), queues)
+            })
+            .await
+            .context("connecting to the AMQP broker")?,
         );
         return Ok(Backend {
             broker: broker.clone(),
@@ -183,7 +194,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         backend.broker.clone(),
         backend.dead_letters.clone(),
         store.clone(),
-        Catalog::new(discovery_client),
+        Catalog::new(discovery_client).expecting(names.iter().cloned()),
     );
     if let Some(probe) = backend.lease_probe.clone() {
         api = api.with_lease_probe(probe);
