@@ -142,19 +142,21 @@ impl Catalog {
         }
         let Some(compiled) = cache.algorithms.get(algorithm) else {
             let name = algorithm.to_string();
-            return Ok(Err(if let Some(reason) = cache.unavailable.get(algorithm) {
-                Refusal::Unavailable {
-                    name,
-                    reason: reason.clone(),
-                }
-            } else if self.expected.contains(algorithm) {
-                Refusal::Loading { name }
-            } else {
-                Refusal::UnknownAlgorithm {
-                    name,
-                    known: cache.algorithms.keys().cloned().collect(),
-                }
-            }));
+            return Ok(Err(
+                if let Some(reason) = cache.unavailable.get(algorithm) {
+                    Refusal::Unavailable {
+                        name,
+                        reason: reason.clone(),
+                    }
+                } else if self.expected.contains(algorithm) {
+                    Refusal::Loading { name }
+                } else {
+                    Refusal::UnknownAlgorithm {
+                        name,
+                        known: cache.algorithms.keys().cloned().collect(),
+                    }
+                },
+            ));
         };
         let Some(validator) = &compiled.validator else {
             return Ok(Ok(()));

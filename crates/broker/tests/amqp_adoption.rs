@@ -58,7 +58,10 @@ async fn a_task_queue_declared_the_series_way_is_adopted_with_its_waiting_tasks(
     waiting.ack().await.unwrap();
 
     broker
-        .publish_task(Message::new(b"retry".to_vec()).with_id("r"), Duration::from_millis(300))
+        .publish_task(
+            Message::new(b"retry".to_vec()).with_id("r"),
+            Duration::from_millis(300),
+        )
         .await
         .expect("a retry goes through the delay queues back to the adopted queue");
     let retried = next(&mut deliveries, WAIT).await;
@@ -86,10 +89,7 @@ async fn series_properties_declare_the_task_queue_so_the_series_producer_still_c
     config.task_queue = TaskQueueProperties::Series;
     let tasks = config.queues.tasks.clone();
     let broker = AmqpBroker::connect(config).await.expect("connect");
-    assert_eq!(
-        vhost.describe(&tasks),
-        Some(format!("{tasks}\tfalse\t[]"))
-    );
+    assert_eq!(vhost.describe(&tasks), Some(format!("{tasks}\tfalse\t[]")));
     declare_and_publish_the_series_way(&vhost, &tasks, &[r#"{"n": 1}"#]).await;
     let mut deliveries = broker.consume_tasks(10).await.expect("consume");
     let delivery = next(&mut deliveries, WAIT).await;

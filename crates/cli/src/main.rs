@@ -74,10 +74,11 @@ fn run() -> anyhow::Result<()> {
     // The bench's progress lines are its output; the brokers' info lines would bury them.
     let _log_writer = init_tracing(match cli.command {
         Command::Bench(_) => "warn",
-        // lapin logs every channel the broker closes as an error, including the refusal that
-        // tells Switchyard a queue exists with other properties (then adopted); the errors
-        // that matter reach Switchyard's code, which logs them with their context.
-        _ => "info,lapin=warn,lapin::channel=off,tract=warn,ort=warn",
+        // lapin logs every channel the broker closes and every failed connection attempt as an
+        // error, including the refusal that tells Switchyard a queue exists with other
+        // properties (then adopted); each reaches Switchyard's code as an error, which says it
+        // once, with its context and what to do.
+        _ => "info,lapin=off,tract=warn,ort=warn",
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

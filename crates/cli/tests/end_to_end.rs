@@ -412,3 +412,85 @@ async fn the_series_python_runner_is_called_through_its_legacy_registration() {
         other => panic!("expected a rejection, got {other:?}"),
     }
 }
+
+/// The one line a component that cannot start prints beside its log lines: its causes joined,
+/// no "Caused by".
+fn fatal_line(output: &std::process::Output) -> String {
+    let stderr = stderr(output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("Caused by"), "{stderr}");
+    let is_log_line = |line: &&str| {
+        [" WARN ", " INFO ", " ERROR "]
+            .iter()
+            .any(|level| line.contains(level))
+    };
+    let lines: Vec<&str> = stderr.lines().filter(|line| !is_log_line(line)).collect();
+    assert_eq!(lines.len(), 1, "one line besides the log, not: {stderr}");
+    lines[0].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_that_cannot_start_says_why_and_what_to_do_in_one_line() {
+    let discovery = start_discovery().await;
+    let vhost = Vhost::new();
+    let missing = "amqp://guest:guest@127.0.0.1:5672/no-such-vhost";
+    let output = switchyard(&[
+        "controller",
+        "--amqp",
+        missing,
+        "--discovery",
+        &discovery.url,
+    ])
+    .await;
+    let line = fatal_line(&output);
+    for needed in [
+        "switchyard: connecting to RabbitMQ for queue 'tasks'",
+        "vhost no-such-vhost not found",
+        "rabbitmqctl add_vhost no-such-vhost",
+    ] {
+        assert!(line.contains(needed), "{needed:?} missing from: {line}");
+    }
+
+    let wrong_password = vhost.url.replace("guest:guest", "guest:wrong");
+    let output = switchyard(&[
+        "controller",
+        "--amqp",
+        &wrong_password,
+        "--discovery",
+        &discovery.url,
+    ])
+    .await;
+    let line = fatal_line(&output);
+    assert!(line.contains("ACCESS_REFUSED"), "{line}");
+    assert!(line.contains("check the user and password"), "{line}");
+
+    // Classic queues exist; a quorum deployment cannot reuse their delay queues.
+    let amqp = ["--amqp", vhost.url.as_str(), "--queue", QUEUE];
+    let listed = switchyard(&[&["dead-letters", "list"][..], &amqp].concat()).await;
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let output = switchyard(
+        &[
+            &[
+                "controller",
+                "--discovery",
+                &discovery.url,
+                "--queue-type",
+                "quorum",
+            ][..],
+            &amqp,
+        ]
+        .concat(),
+    )
+    .await;
+    let line = fatal_line(&output);
+    for needed in [
+        format!("delay queue '{QUEUE}.delay.512' exists with other properties"),
+        "inequivalent arg".to_owned(),
+        format!("rabbitmqctl delete_queue {QUEUE}.delay.512"),
+    ] {
+        assert!(
+            line.contains(&needed),
+            "{needed:?} missing from: {line}"
+        );
+    }
+}

@@ -56,13 +56,15 @@ pub(crate) async fn answer(shared: &Shared, name: Option<&str>, request: Request
 async fn call(shared: &Shared, name: Option<&str>, request: Request) -> Result<Value, ApiError> {
     shared.authorize(request.headers())?;
     let hosted = shared.lookup(name)?;
-    let handler = hosted.handler().ok_or_else(|| match hosted.unavailable_reason() {
-        Some(reason) => ApiError::Unavailable {
-            name: hosted.name.clone(),
-            reason: reason.to_owned(),
-        },
-        None => ApiError::Loading(hosted.name.clone()),
-    })?;
+    let handler = hosted
+        .handler()
+        .ok_or_else(|| match hosted.unavailable_reason() {
+            Some(reason) => ApiError::Unavailable {
+                name: hosted.name.clone(),
+                reason: reason.to_owned(),
+            },
+            None => ApiError::Loading(hosted.name.clone()),
+        })?;
     // Admitted before the body is read: a refused call never buffers its body.
     let admission = hosted.admit().ok_or_else(|| ApiError::Saturated {
         name: hosted.name.clone(),

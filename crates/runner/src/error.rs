@@ -102,9 +102,8 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::UnknownAlgorithm { .. } | ApiError::NoDefault { .. } => "unknown_algorithm",
             ApiError::Loading(_) => "loading",
-            ApiError::Unavailable { .. } | ApiError::Algorithm(AlgorithmError::Unavailable { .. }) => {
-                "unavailable"
-            }
+            ApiError::Unavailable { .. }
+            | ApiError::Algorithm(AlgorithmError::Unavailable { .. }) => "unavailable",
             ApiError::Saturated { .. } => "saturated",
             ApiError::Abandoned => "abandoned",
             ApiError::TooLarge(_) => "too_large",

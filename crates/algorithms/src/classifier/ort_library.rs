@@ -57,9 +57,7 @@ fn in_environment(env: &Path) -> Option<PathBuf> {
     let lib = std::fs::read_dir(env.join("lib")).ok()?;
     lib.flatten()
         .filter(|entry| entry.file_name().to_string_lossy().starts_with("python3"))
-        .find_map(|python| {
-            newest_library(&python.path().join("site-packages/onnxruntime/capi"))
-        })
+        .find_map(|python| newest_library(&python.path().join("site-packages/onnxruntime/capi")))
 }
 
 /// Asks `python3` where its `onnxruntime` package is: covers pyenv, `--user` and distribution

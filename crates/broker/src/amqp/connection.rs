@@ -145,9 +145,42 @@ impl<S: Session> Link<S> {
         let properties = ConnectionProperties::default().with_connection_name(self.name.into());
         let connection = Connection::connect_uri(self.uri.clone(), properties)
             .await
-            .map_err(|error| broker_error("connect", error))?;
+            .map_err(|error| connect_error(&self.uri, error))?;
         self.topology.declare(&connection).await?;
         S::open(connection, &self.topology).await
+    }
+}
+
+/// A refused connection, with what to do about it: the broker's words alone ("NOT_ALLOWED -
+/// vhost x not found") leave a user to guess which setting is wrong.
+fn connect_error(uri: &lapin::uri::AMQPUri, error: lapin::Error) -> BrokerError {
+    use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
+    let advice = match error.kind() {
+        lapin::ErrorKind::ProtocolError(amqp) => match amqp.kind() {
+            AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED) => Some(format!(
+                "the vhost '{}' of the URL does not exist or the user may not use it: create it \
+                 (rabbitmqctl add_vhost {0}; rabbitmqctl set_permissions -p {0} {} '.*' '.*' \
+                 '.*') or fix the URL (the default vhost / is written %2f)",
+                uri.vhost, uri.authority.userinfo.username
+            )),
+            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) => Some(format!(
+                "RabbitMQ refused user '{}': check the user and password in the URL",
+                uri.authority.userinfo.username
+            )),
+            _ => None,
+        },
+        lapin::ErrorKind::IOError(_) => Some(format!(
+            "is RabbitMQ running and listening at {}:{}?",
+            uri.authority.host, uri.authority.port
+        )),
+        _ => None,
+    };
+    match (broker_error("connecting", error), advice) {
+        (BrokerError::Fatal(text), Some(advice)) => BrokerError::Fatal(format!("{text}; {advice}")),
+        (BrokerError::Disconnected(text), Some(advice)) => {
+            BrokerError::Disconnected(format!("{text}; {advice}"))
+        }
+        (other, _) => other,
     }
 }
 

@@ -13,8 +13,8 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection, ExchangeKind};
 use tracing::warn;
 
-use super::{QueueType, TaskQueueProperties};
 use super::errors::broker_error;
+use super::{QueueType, TaskQueueProperties};
 use crate::{BrokerError, QueueNames};
 
 /// Where a publish goes: an exchange (`""` is the default exchange) and a routing key.
@@ -193,8 +193,16 @@ impl Topology {
         };
         let adoptable = [
             (&self.queues.tasks, tasks_options, tasks),
-            (&self.queues.results, QueueDeclareOptions::durable(), self.queue_arguments()),
-            (&self.queues.dead, QueueDeclareOptions::durable(), self.queue_arguments()),
+            (
+                &self.queues.results,
+                QueueDeclareOptions::durable(),
+                self.queue_arguments(),
+            ),
+            (
+                &self.queues.dead,
+                QueueDeclareOptions::durable(),
+                self.queue_arguments(),
+            ),
         ];
         for (name, options, arguments) in adoptable {
             if self.was_adopted(name) {
@@ -517,10 +525,16 @@ mod tests {
             series_shape: true,
         }
         .to_string();
-        assert!(series.starts_with("adopted existing queue 'tasks' as it is"), "{series}");
+        assert!(
+            series.starts_with("adopted existing queue 'tasks' as it is"),
+            "{series}"
+        );
         assert!(series.contains(said), "{series}");
         assert!(series.contains("lost if RabbitMQ restarts"), "{series}");
-        assert!(series.contains("--task-queue-properties series"), "{series}");
+        assert!(
+            series.contains("--task-queue-properties series"),
+            "{series}"
+        );
         let other = Adoption {
             queue: "tasks",
             broker_said: said,

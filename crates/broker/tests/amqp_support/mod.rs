@@ -220,19 +220,28 @@ impl Vhost {
 
     /// A plain channel, as another client (the series' producer) would use.
     pub async fn channel(&self) -> Channel {
-        let connection =
-            Connection::connect(&format!("{HOST}/{}", self.name), ConnectionProperties::default())
-                .await
-                .expect("raw connection");
+        let connection = Connection::connect(
+            &format!("{HOST}/{}", self.name),
+            ConnectionProperties::default(),
+        )
+        .await
+        .expect("raw connection");
         connection.create_channel().await.expect("raw channel")
     }
 
     /// `name<TAB>durable<TAB>arguments` of one queue, as rabbitmqctl lists it.
     pub fn describe(&self, queue: &str) -> Option<String> {
-        rabbitmqctl(&["list_queues", "-p", &self.name, "name", "durable", "arguments"])
-            .lines()
-            .find(|line| line.split('\t').next() == Some(queue))
-            .map(str::to_owned)
+        rabbitmqctl(&[
+            "list_queues",
+            "-p",
+            &self.name,
+            "name",
+            "durable",
+            "arguments",
+        ])
+        .lines()
+        .find(|line| line.split('\t').next() == Some(queue))
+        .map(str::to_owned)
     }
 }
 
