@@ -397,3 +397,54 @@ fn the_payload_needs_an_image_and_no_unknown_field() {
     }
     assert!(switchyard_algorithms::available().contains(&"ocr"));
 }
+
+#[tokio::test]
+async fn without_tesseract_ocr_is_unavailable_with_the_install_command_and_the_runner_serves_on() {
+    let options = Options {
+        tesseract_library: Some("/nonexistent/libtesseract.so.5".into()),
+        ..Options::default()
+    };
+    let error = Ocr::load(&options).err().expect("no library, no ocr");
+    let message = error.to_string();
+    for needed in [
+        "Tesseract is not available (/nonexistent/libtesseract.so.5: ",
+        "sudo apt-get install tesseract-ocr tesseract-ocr-eng",
+    ] {
+        assert!(message.contains(needed), "{needed:?} missing from: {message}");
+    }
+
+    let algorithms = vec![
+        switchyard_algorithms::echo_algorithm(),
+        switchyard_algorithms::ocr::ocr_algorithm(&options),
+    ];
+    let mut runner =
+        switchyard_runner::Runner::new(algorithms, switchyard_runner::RunnerConfig::default())
+            .unwrap();
+    runner
+        .load()
+        .await
+        .expect("an unavailable algorithm does not stop the runner");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, runner.router()).into_future());
+    let http = reqwest::Client::new();
+    let ocr = http
+        .post(format!("{url}/run/ocr"))
+        .json(&json!({"image_base64": "AAAA"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ocr.status().as_u16(), 501);
+    let body: Value = ocr.json().await.unwrap();
+    assert_eq!(
+        body["message"],
+        format!("algorithm 'ocr' is unavailable on this runner: {message}")
+    );
+    let echo = http
+        .post(format!("{url}/run/echo"))
+        .json(&json!({"text": "still here"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echo.status().as_u16(), 200);
+}

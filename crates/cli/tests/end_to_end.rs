@@ -488,9 +488,6 @@ async fn a_controller_that_cannot_start_says_why_and_what_to_do_in_one_line() {
         "inequivalent arg".to_owned(),
         format!("rabbitmqctl delete_queue {QUEUE}.delay.512"),
     ] {
-        assert!(
-            line.contains(&needed),
-            "{needed:?} missing from: {line}"
-        );
+        assert!(line.contains(&needed), "{needed:?} missing from: {line}");
     }
 }

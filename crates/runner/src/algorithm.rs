@@ -162,7 +162,8 @@ impl Algorithm {
     }
 
     /// An algorithm with state loaded once at start, on the blocking pool (a model, a
-    /// dictionary). Until `load` returns the runner is not ready; if it fails, the runner stops.
+    /// dictionary). Until `load` returns the runner is not ready; if it fails, the runner stops,
+    /// unless it failed with [`AlgorithmError::unavailable`]: then the runner serves the others.
     pub fn with_state<S, I, O, L, F, Fut>(name: impl Into<String>, load: L, run: F) -> Self
     where
         S: Send + Sync + 'static,

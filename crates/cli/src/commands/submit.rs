@@ -62,7 +62,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map(|task| (new_task_id(), task))
         .collect();
     let mut transport = match &args.server {
-        Some(server) => Transport::http(server),
+        Some(server) => Transport::http(server, args.timeout).await?,
         None => Transport::open(&args.amqp, args.wait).await?,
     };
     if args.file.is_none() {
@@ -280,12 +280,17 @@ impl Transport {
         })
     }
 
-    fn http(server: &str) -> Self {
-        Transport::Http {
-            client: reqwest::Client::new(),
-            server: server.trim_end_matches('/').to_string(),
+    /// Waits, for at most `ready_within`, until `up` at `server` is ready (`GET /ready`): a
+    /// task sent while its algorithms load would be refused.
+    async fn http(server: &str, ready_within: Duration) -> anyhow::Result<Self> {
+        let client = reqwest::Client::new();
+        let server = server.trim_end_matches('/').to_string();
+        wait_until_ready(&client, &server, ready_within).await?;
+        Ok(Transport::Http {
+            client,
+            server,
             pending: Default::default(),
-        }
+        })
     }
 
     async fn publish(&self, id: &str, task: &Task) -> anyhow::Result<()> {
@@ -389,6 +394,45 @@ impl Transport {
 }
 
 /// A final task record of the API as a result under our id; `None` while it is not final.
+async fn wait_until_ready(
+    client: &reqwest::Client,
+    server: &str,
+    within: Duration,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut said = None;
+    loop {
+        let why = match client.get(format!("{server}/ready")).send().await {
+            Ok(response) if response.status().is_success() => return Ok(()),
+            // An API without readiness (an older `up`): its answers to tasks will say.
+            Ok(response) if response.status() == reqwest::StatusCode::NOT_FOUND => return Ok(()),
+            Ok(response) => {
+                let body: serde_json::Value = response.json().await.unwrap_or_default();
+                match body["loading"].as_array() {
+                    Some(loading) => format!(
+                        "loading {}",
+                        loading
+                            .iter()
+                            .filter_map(|name| name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    None => body["message"].as_str().unwrap_or("not ready").to_owned(),
+                }
+            }
+            Err(error) => format!("unreachable: {error}"),
+        };
+        if said.as_ref() != Some(&why) {
+            eprintln!("waiting for {server} to be ready ({why})");
+            said = Some(why.clone());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("{server} was not ready within {within:?} ({why})");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn record_to_result(record: &serde_json::Value, id: &str) -> anyhow::Result<Option<TaskResult>> {
     let outcome = match record["status"].as_str() {
         Some("done") => TaskOutcome::Ok {
