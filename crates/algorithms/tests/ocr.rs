@@ -410,7 +410,10 @@ async fn without_tesseract_ocr_is_unavailable_with_the_install_command_and_the_r
         "Tesseract is not available (/nonexistent/libtesseract.so.5: ",
         "sudo apt-get install tesseract-ocr tesseract-ocr-eng",
     ] {
-        assert!(message.contains(needed), "{needed:?} missing from: {message}");
+        assert!(
+            message.contains(needed),
+            "{needed:?} missing from: {message}"
+        );
     }
 
     let algorithms = vec![

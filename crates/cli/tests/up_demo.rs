@@ -56,6 +56,17 @@ async fn demo_runs_every_sample_and_prints_the_answers() {
     assert!(morning.starts_with("language_detection"), "{morning}");
     assert!(morning.contains(" done "), "{morning}");
     assert!(morning.contains(" en ("), "{morning}");
+    // The series' flow: the meme's caption read by OCR, then its language detected.
+    let meme = row(&table, "meme.jpg (caption)");
+    assert!(meme.starts_with("ocr "), "{meme}");
+    assert!(meme.contains(" done "), "{meme}");
+    assert!(
+        meme.contains("Quando a fila de tarefas finalmente esvazia"),
+        "{meme}"
+    );
+    let caption = row(&table, "text read from meme.jpg");
+    assert!(caption.starts_with("language_detection"), "{caption}");
+    assert!(caption.contains(" pt ("), "{caption}");
     let echo = table
         .lines()
         .find(|line| line.starts_with("echo "))
@@ -81,4 +92,56 @@ async fn demo_runs_every_sample_and_prints_the_answers() {
     let log = read_log(&log);
     assert!(log.contains("deregistered from discovery"), "{log}");
     assert!(!log.contains("could not deregister"), "{log}");
+}
+
+async fn demo(up: &UpArgs, extra: &[&str]) -> (std::process::Output, String) {
+    let log = up.data.path().join("up.log");
+    let child = up
+        .command(&[&["--demo"][..], extra].concat(), &log)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the switchyard binary runs");
+    let output = tokio::time::timeout(DEMO_LIMIT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the demo did not end within {DEMO_LIMIT:?}:\n{}",
+                read_log(&log)
+            )
+        })
+        .unwrap();
+    (output, read_log(&log))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_tesseract_the_demo_says_how_to_install_it_and_runs_the_rest() {
+    let up = UpArgs::new();
+    let (output, log) = demo(
+        &up,
+        &[
+            "--algorithms",
+            "echo,ocr",
+            "--tesseract-library",
+            "/nonexistent/libtesseract.so.5",
+        ],
+    )
+    .await;
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{table}\n{log}");
+    let ocr = row(&table, "(not run)");
+    assert!(
+        ocr.starts_with("ocr ") && ocr.contains(" unavail "),
+        "{ocr}"
+    );
+    let hint = "sudo apt-get install tesseract-ocr tesseract-ocr-eng";
+    let explained = row(&table, "ocr is unavailable: Tesseract is not available");
+    assert!(explained.contains(hint), "{explained}");
+    assert!(
+        log.contains("algorithm unavailable on this machine"),
+        "{log}"
+    );
+    assert!(log.contains(hint), "{log}");
+    let echo = row(&table, "hello, switchyard");
+    assert!(echo.contains(" done "), "{echo}");
+    assert!(table.contains("1 tasks, 1 done"), "{table}");
 }

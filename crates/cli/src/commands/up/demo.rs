@@ -14,6 +14,10 @@ struct Sample {
     payload: Value,
 }
 
+/// The meme's caption goes on to `language_detection` once `ocr` has read it, as in the series.
+const MEME: &str = "meme.jpg (caption)";
+const MEME_TEXT: &str = "text read from meme.jpg";
+
 fn image(name: &'static str, bytes: &[u8]) -> (&'static str, Value) {
     let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
     (name, json!({ "image_base64": encoded }))
@@ -31,10 +35,7 @@ fn samples() -> Vec<Sample> {
             payload,
         });
     }
-    let (input, payload) = image(
-        "ocr-sample.png",
-        include_bytes!("../../../demo/ocr-sample.png"),
-    );
+    let (input, payload) = image(MEME, include_bytes!("../../../demo/meme.jpg"));
     samples.push(Sample {
         algorithm: "ocr",
         input,
@@ -73,14 +74,29 @@ struct Row {
     millis: u128,
 }
 
-/// Submits every sample whose algorithm is hosted, waits for all of them, prints the table.
-/// Returns whether every task finished `done`.
+impl Row {
+    fn of(algorithm: &'static str, input: &'static str, record: &Value) -> Row {
+        Row {
+            algorithm,
+            input,
+            status: record["status"].as_str().unwrap_or("?").to_string(),
+            answer: summarise(record),
+            millis: record["duration_ms"].as_u64().map_or(0, u128::from),
+        }
+    }
+}
+
+/// Submits every sample whose algorithm is hosted and can run here, waits for all of them, sends
+/// the meme's text to `language_detection`, prints the table. Algorithms that cannot run on
+/// this machine get a row saying so, and what to install below the table. Returns whether every
+/// task that ran finished `done`.
 pub async fn run(api_base: &str, hosted: &[String]) -> anyhow::Result<bool> {
     let http = reqwest::Client::new();
-    let samples: Vec<Sample> = samples()
+    let unavailable = unavailable_algorithms(&http, api_base).await?;
+    let (samples, skipped): (Vec<Sample>, Vec<Sample>) = samples()
         .into_iter()
         .filter(|sample| hosted.iter().any(|name| name == sample.algorithm))
-        .collect();
+        .partition(|sample| !unavailable.contains_key(sample.algorithm));
     anyhow::ensure!(
         !samples.is_empty(),
         "no demo sample for the hosted algorithms {hosted:?}"
@@ -89,45 +105,88 @@ pub async fn run(api_base: &str, hosted: &[String]) -> anyhow::Result<bool> {
     let started = Instant::now();
     let mut submitted = Vec::new();
     for sample in &samples {
-        let response = http
-            .post(format!("{api_base}/v1/tasks"))
-            .json(&json!({ "algorithm": sample.algorithm, "payload": sample.payload }))
-            .send()
-            .await
-            .context("submitting a demo task")?;
-        let status = response.status();
-        let body: Value = response.json().await.context("reading the submit answer")?;
-        anyhow::ensure!(
-            status.is_success(),
-            "submit of {} refused ({status}): {body}",
-            sample.input
-        );
-        let id = body["id"]
-            .as_str()
-            .context("submit answer without id")?
-            .to_string();
-        submitted.push((sample, id));
+        let id = submit(&http, api_base, sample.algorithm, &sample.payload).await?;
+        submitted.push((sample.algorithm, sample.input, id));
     }
     let mut rows = Vec::new();
-    for (sample, id) in submitted {
+    let mut caption = None;
+    for (algorithm, input, id) in submitted {
         let record = wait_for(&http, api_base, &id, Duration::from_secs(300)).await?;
+        if input == MEME {
+            caption = record["result"]["text"].as_str().map(str::to_owned);
+        }
+        rows.push(Row::of(algorithm, input, &record));
+    }
+    let detects = hosted.iter().any(|name| name == "language_detection")
+        && !unavailable.contains_key("language_detection");
+    if let Some(caption) = caption.filter(|_| detects) {
+        let payload = json!({ "text": caption });
+        let id = submit(&http, api_base, "language_detection", &payload).await?;
+        let record = wait_for(&http, api_base, &id, Duration::from_secs(300)).await?;
+        rows.push(Row::of("language_detection", MEME_TEXT, &record));
+    }
+    let ran = rows.len();
+    let done = rows.iter().filter(|row| row.status == "done").count();
+    let mut missing: Vec<&'static str> = skipped.iter().map(|sample| sample.algorithm).collect();
+    missing.dedup();
+    for &algorithm in &missing {
         rows.push(Row {
-            algorithm: sample.algorithm,
-            input: sample.input,
-            status: record["status"].as_str().unwrap_or("?").to_string(),
-            answer: summarise(&record),
-            millis: record["duration_ms"].as_u64().map_or(0, u128::from),
+            algorithm,
+            input: "(not run)",
+            status: "unavail".to_owned(),
+            answer: "cannot run on this machine: see below".to_owned(),
+            millis: 0,
         });
     }
     print_table(&rows);
-    let all_done = rows.iter().all(|row| row.status == "done");
+    for algorithm in &missing {
+        println!("\n{algorithm} is unavailable: {}", unavailable[*algorithm]);
+    }
     println!(
-        "\n{} tasks, {} done, in {:.1} s",
-        rows.len(),
-        rows.iter().filter(|row| row.status == "done").count(),
+        "\n{ran} tasks, {done} done, in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    Ok(all_done)
+    Ok(done == ran)
+}
+
+/// The algorithms `up` hosts that cannot run here, with why (`GET /ready`).
+async fn unavailable_algorithms(
+    http: &reqwest::Client,
+    api_base: &str,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let ready: Value = http
+        .get(format!("{api_base}/ready"))
+        .send()
+        .await
+        .context("asking whether up is ready")?
+        .json()
+        .await
+        .context("reading /ready")?;
+    Ok(serde_json::from_value(ready["unavailable"].clone()).unwrap_or_default())
+}
+
+async fn submit(
+    http: &reqwest::Client,
+    api_base: &str,
+    algorithm: &str,
+    payload: &Value,
+) -> anyhow::Result<String> {
+    let response = http
+        .post(format!("{api_base}/v1/tasks"))
+        .json(&json!({ "algorithm": algorithm, "payload": payload }))
+        .send()
+        .await
+        .context("submitting a demo task")?;
+    let status = response.status();
+    let body: Value = response.json().await.context("reading the submit answer")?;
+    anyhow::ensure!(
+        status.is_success(),
+        "submit of a {algorithm} task refused ({status}): {body}"
+    );
+    Ok(body["id"]
+        .as_str()
+        .context("submit answer without id")?
+        .to_string())
 }
 
 async fn wait_for(

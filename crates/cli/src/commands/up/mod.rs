@@ -231,7 +231,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let outcome = if args.demo {
         let demo = async {
-            wait_until_hosted(&api_url, &names, Duration::from_secs(600)).await?;
+            wait_until_ready(&api_url, &names, Duration::from_secs(600)).await?;
             demo::run(&api_url, &names).await
         };
         // Biased: once shutdown is requested, components ending is expected, not a failure.
@@ -297,23 +297,21 @@ fn component_failure(
     }
 }
 
-/// Waits until every algorithm is registered, i.e. loaded: the classifier's model takes seconds.
-async fn wait_until_hosted(api_url: &str, names: &[String], limit: Duration) -> anyhow::Result<()> {
+/// Waits until `up` is ready (`GET /ready`): every algorithm loaded, or found unable to run
+/// here. The classifier's model takes seconds.
+async fn wait_until_ready(api_url: &str, names: &[String], limit: Duration) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + limit;
     eprintln!("demo: waiting for {} to load", names.join(", "));
     loop {
-        if let Ok(response) = http.get(format!("{api_url}/v1/schemas")).send().await
-            && let Ok(schemas) = response
-                .json::<serde_json::Map<String, serde_json::Value>>()
-                .await
-            && names.iter().all(|name| schemas.contains_key(name))
+        if let Ok(response) = http.get(format!("{api_url}/ready")).send().await
+            && response.status().is_success()
         {
             return Ok(());
         }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
-            "algorithms not registered after {limit:?}"
+            "algorithms not ready after {limit:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
