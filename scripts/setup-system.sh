@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# Installs the system packages the build and the tests need, and only those that are missing, so
+# Installs the system packages the tests need (the build needs none), and only those that are missing, so
 # running it again is cheap. Debian/Ubuntu (apt); uses sudo only when not already root.
 set -euo pipefail
 
 packages=(
-  # tesseract-sys compiles its bindings with bindgen, which needs libclang and pkg-config.
-  pkg-config libclang-dev
-  # The `ocr` algorithm: Tesseract, its image library and the English model.
-  libtesseract-dev libleptonica-dev tesseract-ocr-eng
+  # The `ocr` algorithm loads Tesseract's library at run time (nothing is needed to build it);
+  # the tests read text with it and its English model.
+  libtesseract5 tesseract-ocr-eng
   # The OCR tests render their images with ImageMagick and the DejaVu fonts.
   imagemagick fonts-dejavu-core
   # The broker tests talk to a real RabbitMQ (scripts/ensure-rabbitmq.sh starts it).
