@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the system packages the tests need (the build needs none), and only those that are missing, so
-# running it again is cheap. Debian/Ubuntu (apt); uses sudo only when not already root.
+# Installs the system packages the tests need (the build needs none), and only those that are
+# missing, so running it again is cheap. Debian/Ubuntu (apt); uses sudo only when not already root.
 set -euo pipefail
 
 packages=(

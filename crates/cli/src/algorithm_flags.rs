@@ -35,7 +35,8 @@ pub struct AlgorithmFlags {
     /// Redirects an image fetch follows [default: 5].
     #[arg(long, env = "SWITCHYARD_IMAGE_MAX_REDIRECTS")]
     pub image_max_redirects: Option<usize>,
-    /// Engine of `image_classifier`: auto (ONNX Runtime when ORT_DYLIB_PATH names its library,
+    /// Engine of `image_classifier`: auto (ONNX Runtime when its library is found: ORT_DYLIB_PATH,
+    /// else the onnxruntime wheel of $VIRTUAL_ENV or python3, else the system's libraries;
     /// else tract), tract or onnxruntime [default: auto].
     #[cfg(feature = "classifier")]
     #[arg(long, env = "SWITCHYARD_CLASSIFIER_ENGINE")]
