@@ -7,6 +7,7 @@ mod amqp_flags;
 mod commands;
 mod config;
 mod duration;
+mod shared_flags;
 mod shutdown;
 
 use clap::{Parser, Subcommand};
@@ -66,10 +67,11 @@ fn main() -> std::process::ExitCode {
 fn run() -> anyhow::Result<()> {
     allocator::return_large_buffers_to_the_kernel();
     let config_path = config::path_from_args(std::env::args_os());
-    config::load_into_env(
-        &config_path,
-        config::subcommand_from_args(std::env::args_os()).as_deref(),
-    )?;
+    let subcommand = config::subcommand_from_args(std::env::args_os());
+    let flags = config::Flags::of(&<Cli as clap::CommandFactory>::command());
+    config::load_into_env(&config_path, subcommand.as_deref(), &flags)?;
+    let variables = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
+    flags.check_environment(subcommand.as_deref(), variables)?;
     let cli = Cli::parse();
     // The bench's progress lines are its output; the brokers' info lines would bury them.
     let _log_writer = init_tracing(match cli.command {

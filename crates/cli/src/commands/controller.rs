@@ -6,22 +6,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use switchyard_controller::{Backoff, Controller, ControllerConfig, Timeouts};
-use switchyard_discovery::DiscoveryClient;
 
 use crate::amqp_flags::AmqpFlags;
 use crate::duration::parse_duration;
+use crate::shared_flags::DiscoveryFlags;
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     amqp: AmqpFlags,
-    /// Discovery's base URL, where the runner registry is read.
-    #[arg(
-        long,
-        env = "SWITCHYARD_DISCOVERY",
-        default_value = "http://127.0.0.1:8500"
-    )]
-    discovery: String,
+    #[command(flatten)]
+    discovery: DiscoveryFlags,
     /// Tasks handled at once (also the broker prefetch).
     #[arg(long, env = "SWITCHYARD_CONCURRENCY", default_value_t = 16)]
     concurrency: usize,
@@ -52,9 +47,6 @@ pub struct Args {
     /// How often the runner registry is re-read.
     #[arg(long, env = "SWITCHYARD_REGISTRY_REFRESH", default_value = "10s", value_parser = parse_duration)]
     registry_refresh: Duration,
-    /// Shared secret sent to runners as `Authorization: Bearer`.
-    #[arg(long, env = "SWITCHYARD_TOKEN", hide_env_values = true)]
-    token: Option<String>,
     /// Serve Prometheus metrics at `http://ADDR/metrics`.
     #[arg(long, env = "SWITCHYARD_METRICS_LISTEN")]
     metrics_listen: Option<String>,
@@ -73,9 +65,6 @@ fn parse_algorithm_timeout(text: &str) -> Result<(String, Duration), String> {
 
 impl Args {
     fn controller_config(&self) -> anyhow::Result<ControllerConfig> {
-        if self.token.as_deref() == Some("") {
-            anyhow::bail!("--token (SWITCHYARD_TOKEN) is empty: set a secret, or unset it");
-        }
         Ok(ControllerConfig {
             concurrency: self.concurrency,
             max_attempts: self.max_attempts,
@@ -93,7 +82,7 @@ impl Args {
                 base: self.backoff_base,
                 cap: self.backoff_cap,
             },
-            token: self.token.clone(),
+            token: self.discovery.token.token()?,
             grace_period: self.grace_period,
             registry_refresh: self.registry_refresh,
             ..ControllerConfig::default()
@@ -105,7 +94,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = args.controller_config()?;
     let shutdown = crate::shutdown::on_signal();
     let broker = args.amqp.connect().await?;
-    let discovery = DiscoveryClient::new(args.discovery.clone(), args.token.clone());
+    let discovery = args.discovery.client()?;
     let controller = Controller::new(Arc::new(broker), config, discovery)?;
     let metrics_server = match &args.metrics_listen {
         Some(address) => {

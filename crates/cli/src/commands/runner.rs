@@ -3,25 +3,21 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use switchyard_discovery::DiscoveryClient;
 use switchyard_runner::{DEFAULT_MAX_BODY_BYTES, RunnerConfig};
 
 use crate::algorithm_flags::AlgorithmFlags;
 use crate::duration::parse_duration;
+use crate::shared_flags::DiscoveryFlags;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, env = "SWITCHYARD_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
-    /// Discovery's base URL, where the runner registers. Unreachable is fine: the runner serves
-    /// anyway and registers once discovery answers.
-    #[arg(
-        long,
-        env = "SWITCHYARD_DISCOVERY",
-        default_value = "http://127.0.0.1:8500"
-    )]
-    discovery: String,
+    /// Where the runner registers (unreachable is fine: the runner serves anyway and registers
+    /// once discovery answers), and its token, which calls must also carry.
+    #[command(flatten)]
+    discovery: DiscoveryFlags,
     /// Serve without registering with discovery (callers must be told the runner's URL).
     #[arg(long, env = "SWITCHYARD_STANDALONE")]
     standalone: bool,
@@ -40,9 +36,6 @@ pub struct Args {
     /// Algorithm that `POST /` runs: the series' Part II runner contract.
     #[arg(long, env = "SWITCHYARD_DEFAULT_ALGORITHM")]
     default_algorithm: Option<String>,
-    /// Shared secret: calls need `Authorization: Bearer <token>`, and it is sent to discovery.
-    #[arg(long, env = "SWITCHYARD_TOKEN", hide_env_values = true)]
-    token: Option<String>,
     /// Larger request bodies are refused with 413.
     #[arg(long, env = "SWITCHYARD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
@@ -55,16 +48,16 @@ pub struct Args {
 
 impl Args {
     fn runner_config(&self) -> anyhow::Result<RunnerConfig> {
-        if self.token.as_deref() == Some("") {
-            anyhow::bail!("--token (SWITCHYARD_TOKEN) is empty: set a secret, or unset it");
-        }
-        let discovery = (!self.standalone)
-            .then(|| DiscoveryClient::new(self.discovery.clone(), self.token.clone()));
+        let token = self.discovery.token.token()?;
+        let discovery = match self.standalone {
+            true => None,
+            false => Some(self.discovery.client()?),
+        };
         Ok(RunnerConfig {
             advertise_url: self.advertise.clone(),
             discovery,
             default_algorithm: self.default_algorithm.clone(),
-            token: self.token.clone(),
+            token,
             max_body_bytes: self.max_body_bytes,
             grace_period: self.grace_period,
             runner_id: None,
@@ -113,7 +106,10 @@ mod tests {
         assert_eq!(cli.args.hosted, ["echo", "language_detection"]);
         let config = cli.args.runner_config().unwrap();
         assert_eq!(
-            config.discovery.as_ref().map(DiscoveryClient::base_url),
+            config
+                .discovery
+                .as_ref()
+                .map(switchyard_discovery::DiscoveryClient::base_url),
             Some("http://discovery:8500")
         );
         assert_eq!(

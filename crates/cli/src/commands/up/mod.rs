@@ -1,6 +1,6 @@
 //! `switchyard up`: the whole worker in one process. Discovery, one runner hosting the built-in
 //! algorithms, the controller and the HTTP task API, on the embedded SQLite queue under `--data`
-//! or on RabbitMQ with `--broker`. External runners register with its discovery like anywhere else.
+//! or on RabbitMQ with `--amqp`. External runners register with its discovery like anywhere else.
 
 mod demo;
 
@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::algorithm_flags::AlgorithmFlags;
+use crate::shared_flags::TokenFlags;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -38,10 +39,10 @@ pub struct Args {
     /// Directory of the embedded queue and the task store.
     #[arg(long, env = "SWITCHYARD_DATA", default_value = "./switchyard-data")]
     data: PathBuf,
-    /// Run on this AMQP broker instead of the embedded queue.
-    #[arg(long, env = "SWITCHYARD_BROKER")]
-    broker: Option<String>,
-    /// With `--broker`: how the task queue is declared when it does not exist yet
+    /// Run on RabbitMQ at this URL instead of the embedded queue (`--broker` is the old name).
+    #[arg(long, env = "SWITCHYARD_AMQP", visible_alias = "broker")]
+    amqp: Option<String>,
+    /// With `--amqp`: how the task queue is declared when it does not exist yet
     /// (`switchyard` or `series`; see `switchyard controller --help`).
     #[arg(
         long,
@@ -61,9 +62,8 @@ pub struct Args {
     /// Tries per task before a task that keeps failing is dead-lettered.
     #[arg(long, env = "SWITCHYARD_MAX_ATTEMPTS", default_value_t = 5)]
     max_attempts: u32,
-    /// Shared secret for discovery and runners (`Authorization: Bearer`).
-    #[arg(long, env = "SWITCHYARD_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[command(flatten)]
+    token: TokenFlags,
     /// Run the bundled samples through the queue, print the answers, and exit.
     #[arg(long)]
     demo: bool,
@@ -82,7 +82,7 @@ struct Backend {
 
 async fn open_backend(args: &Args) -> anyhow::Result<Backend> {
     let queues = QueueNames::new(args.queue.clone());
-    if let Some(url) = &args.broker {
+    if let Some(url) = &args.amqp {
         let broker = Arc::new(
             AmqpBroker::connect(AmqpConfig {
                 task_queue: args.task_queue_properties,
@@ -122,9 +122,7 @@ async fn open_backend(args: &Args) -> anyhow::Result<Backend> {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    if args.token.as_deref() == Some("") {
-        anyhow::bail!("--token (SWITCHYARD_TOKEN) is empty: set a secret, or unset it");
-    }
+    let token = args.token.token()?;
     let names = if args.algorithms.is_empty() {
         switchyard_algorithms::available()
             .into_iter()
@@ -142,7 +140,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding discovery to {}", args.discovery_listen))?;
     let discovery_url = format!("http://{}", discovery_listener.local_addr()?);
-    let discovery_client = DiscoveryClient::new(discovery_url.clone(), args.token.clone());
+    let discovery_client = DiscoveryClient::new(discovery_url.clone(), token.clone());
     let api_listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding the task API to {}", args.listen))?;
@@ -153,7 +151,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let discovery_stop = CancellationToken::new();
     let mut discovery = tokio::task::JoinSet::new();
     let discovery_config = switchyard_discovery::Config {
-        token: args.token.clone(),
+        token: token.clone(),
         ..Default::default()
     };
     discovery.spawn(named(
@@ -164,7 +162,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut components = tokio::task::JoinSet::new();
     let runner_config = RunnerConfig {
         discovery: Some(discovery_client.clone()),
-        token: args.token.clone(),
+        token: token.clone(),
         ..Default::default()
     };
     components.spawn(named(
@@ -177,7 +175,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ControllerConfig {
             concurrency: args.concurrency,
             max_attempts: args.max_attempts,
-            token: args.token.clone(),
+            token: token.clone(),
             ..Default::default()
         },
         discovery_client.clone(),

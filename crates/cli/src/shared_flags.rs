@@ -1,0 +1,76 @@
+//! The token and discovery flags, declared once for every subcommand that takes them (as
+//! `amqp_flags.rs` does for RabbitMQ), so each has one name, one variable and one check.
+
+use switchyard_discovery::DiscoveryClient;
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TokenFlags {
+    /// Shared secret (`Authorization: Bearer`): discovery and runners refuse requests without
+    /// it, the controller and clients send it. Set the same one on every component.
+    #[arg(long = "token", env = "SWITCHYARD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl TokenFlags {
+    /// The token, or `None`; an empty one is refused, as it would silently leave everything
+    /// open.
+    pub fn token(&self) -> anyhow::Result<Option<String>> {
+        if self.token.as_deref() == Some("") {
+            anyhow::bail!("--token (SWITCHYARD_TOKEN) is empty: set a secret, or unset it");
+        }
+        Ok(self.token.clone())
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DiscoveryFlags {
+    /// Discovery's base URL: runners register there, the controller reads the registry.
+    #[arg(
+        long = "discovery",
+        env = "SWITCHYARD_DISCOVERY",
+        default_value = "http://127.0.0.1:8500"
+    )]
+    pub url: String,
+    #[command(flatten)]
+    pub token: TokenFlags,
+}
+
+impl DiscoveryFlags {
+    pub fn client(&self) -> anyhow::Result<DiscoveryClient> {
+        Ok(DiscoveryClient::new(self.url.clone(), self.token.token()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        discovery: DiscoveryFlags,
+    }
+
+    #[test]
+    fn an_empty_token_is_refused() {
+        let parse = |args: &[&str]| Command::try_parse_from([&["x"][..], args].concat()).unwrap();
+        let empty = parse(&["--token", ""]);
+        assert!(empty.discovery.client().is_err());
+        assert!(
+            empty
+                .discovery
+                .token
+                .token()
+                .unwrap_err()
+                .to_string()
+                .contains("is empty")
+        );
+        let set = parse(&["--token", "s3cret", "--discovery", "http://d:1"]);
+        assert_eq!(
+            set.discovery.token.token().unwrap().as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(set.discovery.url, "http://d:1");
+    }
+}
