@@ -79,3 +79,24 @@ async fn a_data_path_that_is_a_file_is_refused() {
     let output = up(&args, &file, &["--algorithms", "echo"]).await;
     assert_fails(&output, &["creating the data directory", "not-a-directory"]);
 }
+
+#[tokio::test]
+async fn a_configuration_key_no_flag_reads_is_refused_naming_the_one_meant() {
+    let args = UpArgs::new();
+    let config = args.data.path().join("switchyard.toml");
+    std::fs::write(&config, "[up]\nconcurency = 4\n").unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let output = up(
+        &args,
+        args.data.path(),
+        &["--algorithms", "echo", "--config", &config],
+    )
+    .await;
+    assert_fails(
+        &output,
+        &[
+            &format!("invalid configuration in {config}"),
+            "key 'concurency' of [up] is not a flag of `switchyard up`; did you mean 'concurrency'?",
+        ],
+    );
+}
