@@ -23,6 +23,8 @@ use futures::stream::BoxStream;
 
 #[cfg(feature = "amqp")]
 pub mod amqp;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod memory;

@@ -4,7 +4,9 @@
 //! What it keeps from a real broker: a delivery dropped without being settled goes back to the
 //! front of its queue marked `redelivered`; at most `prefetch` deliveries per consumer are
 //! unsettled at once; a delayed publish is invisible until its delay has passed. What it adds, for
-//! tests: a log of every published result and dead letter, [`MemoryBroker::disconnect`] to lose
+//! tests: a log of every published result and dead letter, reply queues
+//! ([`MemoryBroker::reply_queue`], like RabbitMQ's: a result for a `reply_to` nobody consumes is
+//! dropped), [`MemoryBroker::disconnect`] to lose
 //! the "connection" (streams end, unsettled deliveries are requeued, their acks fail) and
 //! [`MemoryBroker::fail_next_publishes`] to make publishes go unconfirmed.
 
@@ -22,6 +24,9 @@ use crate::{
     ResultSource, StoredDeadLetter,
 };
 use switchyard_wire::headers;
+
+/// Prefetch of a reply queue's consumer: results are small, one waiter reads each queue.
+const REPLY_PREFETCH: u16 = 100;
 
 /// An in-process broker. Clones share the same queues.
 #[derive(Clone, Default)]
@@ -41,6 +46,9 @@ struct State {
     tasks: VecDeque<Queued>,
     /// Results published without `reply_to`, for [`ResultSource`] consumers.
     results_queue: VecDeque<Queued>,
+    /// Queues of [`MemoryBroker::reply_queue`], by name.
+    replies: HashMap<Arc<str>, VecDeque<Queued>>,
+    next_reply: u64,
     /// Deliveries handed out and not yet settled, by delivery tag: a disconnect requeues them.
     unsettled: HashMap<u64, Unsettled>,
     next_tag: u64,
@@ -57,10 +65,11 @@ struct State {
     failing_publishes: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum QueueKind {
     Tasks,
     Results,
+    Reply(Arc<str>),
 }
 
 struct Queued {
@@ -74,10 +83,11 @@ struct Unsettled {
 }
 
 impl State {
-    fn queue(&mut self, kind: QueueKind) -> &mut VecDeque<Queued> {
+    fn queue(&mut self, kind: &QueueKind) -> &mut VecDeque<Queued> {
         match kind {
             QueueKind::Tasks => &mut self.tasks,
             QueueKind::Results => &mut self.results_queue,
+            QueueKind::Reply(name) => self.replies.entry(name.clone()).or_default(),
         }
     }
 
@@ -86,7 +96,7 @@ impl State {
         let Some(unsettled) = self.unsettled.remove(&tag) else {
             return false;
         };
-        self.queue(unsettled.queue).push_front(Queued {
+        self.queue(&unsettled.queue).push_front(Queued {
             message: unsettled.message,
             redelivered: true,
         });
@@ -200,8 +210,22 @@ impl MemoryBroker {
         let _ = tokio::time::timeout(within, wait).await;
     }
 
+    /// Declares a queue of its own and consumes it: the `reply_to` of a producer waiting for its
+    /// results, as `AmqpBroker::reply_queue` does on RabbitMQ.
+    pub fn reply_queue(&self) -> (String, Deliveries) {
+        let mut state = self.state();
+        let name: Arc<str> = format!("memory.reply-{}", state.next_reply).into();
+        state.next_reply += 1;
+        state.replies.insert(name.clone(), VecDeque::new());
+        drop(state);
+        (
+            name.to_string(),
+            self.consume(QueueKind::Reply(name), REPLY_PREFETCH),
+        )
+    }
+
     fn publish_now(&self, kind: QueueKind, message: Message) {
-        self.state().queue(kind).push_back(Queued {
+        self.state().queue(&kind).push_back(Queued {
             message,
             redelivered: false,
         });
@@ -277,13 +301,13 @@ impl Consumer {
 
     fn take(&self) -> Option<(u64, Queued)> {
         let mut state = self.shared.state();
-        let queued = state.queue(self.kind).pop_front()?;
+        let queued = state.queue(&self.kind).pop_front()?;
         let tag = state.next_tag;
         state.next_tag += 1;
         state.unsettled.insert(
             tag,
             Unsettled {
-                queue: self.kind,
+                queue: self.kind.clone(),
                 message: queued.message.clone(),
             },
         );
@@ -358,8 +382,13 @@ impl Broker for MemoryBroker {
         let mut state = self.state();
         state.refuse_publish()?;
         state.published_results.push(message.clone());
-        if message.reply_to.is_none() {
-            state.results_queue.push_back(Queued {
+        let queue = match message.reply_to.as_deref() {
+            None => Some(&mut state.results_queue),
+            // Nobody waits on an unknown reply queue: dropped, as RabbitMQ does.
+            Some(reply_to) => state.replies.get_mut(reply_to),
+        };
+        if let Some(queue) = queue {
+            queue.push_back(Queued {
                 message,
                 redelivered: false,
             });

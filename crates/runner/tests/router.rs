@@ -294,7 +294,7 @@ async fn ready_and_calls_wait_for_each_algorithm_to_load() {
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         reply.json(),
-        json!({"ready": false, "loading": ["shout", "slow"], "draining": false})
+        json!({"ready": false, "loading": ["shout", "slow"], "draining": false, "unavailable": {}})
     );
     assert_eq!(
         send(&router, get("/health")).await.status,
@@ -329,7 +329,7 @@ async fn ready_and_calls_wait_for_each_algorithm_to_load() {
         (reply.status, reply.json()),
         (
             StatusCode::OK,
-            json!({"ready": true, "loading": [], "draining": false})
+            json!({"ready": true, "loading": [], "draining": false, "unavailable": {}})
         )
     );
     assert_eq!(
