@@ -455,97 +455,8 @@ impl DeadLetterStore for MemoryBroker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conformance::{next, task};
     use futures::StreamExt;
-
-    fn task(id: &str) -> Message {
-        Message::new(format!(
-            r#"{{"algorithm":"echo","payload":{{"n":"{id}"}}}}"#
-        ))
-        .with_id(id)
-    }
-
-    async fn next(deliveries: &mut Deliveries) -> Delivery {
-        tokio::time::timeout(Duration::from_secs(30), deliveries.next())
-            .await
-            .expect("a delivery within 30 s")
-            .expect("the stream is open")
-            .expect("no broker error")
-    }
-
-    /// True if the stream yields nothing within a second of (virtual) time.
-    async fn stays_empty(deliveries: &mut Deliveries) -> bool {
-        tokio::time::timeout(Duration::from_secs(1), deliveries.next())
-            .await
-            .is_err()
-    }
-
-    #[tokio::test]
-    async fn an_acknowledged_task_is_gone() {
-        let broker = MemoryBroker::new();
-        broker
-            .publish_task(task("a"), Duration::ZERO)
-            .await
-            .unwrap();
-        let mut deliveries = broker.consume_tasks(4).await.unwrap();
-        let delivery = next(&mut deliveries).await;
-        assert_eq!(delivery.message, task("a"));
-        assert!(!delivery.redelivered);
-        assert_eq!(broker.unsettled(), 1);
-        delivery.ack().await.unwrap();
-        assert_eq!(broker.unsettled(), 0);
-        assert!(broker.queued_tasks().is_empty());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_dropped_delivery_comes_back_redelivered_first() {
-        let broker = MemoryBroker::new();
-        for id in ["a", "b"] {
-            broker.publish_task(task(id), Duration::ZERO).await.unwrap();
-        }
-        let mut deliveries = broker.consume_tasks(1).await.unwrap();
-        drop(next(&mut deliveries).await);
-        let again = next(&mut deliveries).await;
-        assert_eq!(again.message.id.as_deref(), Some("a"));
-        assert!(again.redelivered);
-        again.requeue().await.unwrap();
-        let third = next(&mut deliveries).await;
-        assert_eq!(third.message.id.as_deref(), Some("a"));
-        assert!(third.redelivered);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn prefetch_bounds_unsettled_deliveries() {
-        let broker = MemoryBroker::new();
-        for id in ["a", "b", "c"] {
-            broker.publish_task(task(id), Duration::ZERO).await.unwrap();
-        }
-        let mut deliveries = broker.consume_tasks(2).await.unwrap();
-        let first = next(&mut deliveries).await;
-        let _second = next(&mut deliveries).await;
-        assert!(
-            stays_empty(&mut deliveries).await,
-            "a third delivery beyond prefetch 2"
-        );
-        first.ack().await.unwrap();
-        assert_eq!(next(&mut deliveries).await.message.id.as_deref(), Some("c"));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_delayed_task_is_invisible_until_its_delay_passes() {
-        let broker = MemoryBroker::new();
-        let start = tokio::time::Instant::now();
-        broker
-            .publish_task(task("later"), Duration::from_secs(10))
-            .await
-            .unwrap();
-        assert_eq!(broker.delayed_tasks(), 1);
-        assert!(broker.queued_tasks().is_empty());
-        let mut deliveries = broker.consume_tasks(1).await.unwrap();
-        let delivery = next(&mut deliveries).await;
-        assert_eq!(delivery.message.id.as_deref(), Some("later"));
-        assert!(start.elapsed() >= Duration::from_secs(10));
-        assert_eq!(broker.delayed_tasks(), 0);
-    }
 
     #[tokio::test(start_paused = true)]
     async fn disconnect_ends_streams_requeues_and_fails_late_acks() {
@@ -584,20 +495,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn results_are_logged_and_only_unaddressed_ones_are_queued() {
+    async fn every_result_is_logged_and_one_for_an_unknown_reply_queue_is_dropped() {
         let broker = MemoryBroker::new();
-        let mut rpc = Message::new("reply").with_id("t1");
-        rpc.reply_to = Some("amq.rabbitmq.reply-to".into());
-        broker.publish_result(rpc.clone()).await.unwrap();
-        let plain = Message::new("queued").with_id("t2");
-        broker.publish_result(plain.clone()).await.unwrap();
-        assert_eq!(broker.results(), [rpc, plain.clone()]);
-
-        let mut results = broker.consume_results(8).await.unwrap();
-        let delivery = next(&mut results).await;
-        assert_eq!(delivery.message, plain);
-        delivery.ack().await.unwrap();
-        assert!(stays_empty(&mut results).await);
+        let (reply_to, mut replies) = broker.reply_queue();
+        let mut answered = Message::new("answered").with_id("t1");
+        answered.reply_to = Some(reply_to);
+        let mut unheard = Message::new("unheard").with_id("t2");
+        unheard.reply_to = Some("nobody-waits-here".into());
+        for result in [&unheard, &answered] {
+            broker.publish_result(result.clone()).await.unwrap();
+        }
+        assert_eq!(broker.results(), [unheard, answered.clone()]);
+        assert_eq!(next(&mut replies).await.message, answered);
+        assert!(broker.state().replies.get("nobody-waits-here").is_none());
     }
 
     #[tokio::test]
@@ -621,50 +531,6 @@ mod tests {
         assert!(broker.dead_letters().is_empty());
         broker.dead_letter(letter.clone()).await.unwrap();
         assert_eq!(broker.dead_letters(), [letter]);
-    }
-
-    #[tokio::test]
-    async fn dead_letters_are_listed_and_requeued_with_a_fresh_budget() {
-        let broker = MemoryBroker::new();
-        for id in ["a", "b", "c"] {
-            let mut message = task(id);
-            message.headers.insert(headers::ATTEMPTS.into(), "5".into());
-            message
-                .headers
-                .insert(headers::FIRST_SEEN_MS.into(), "1".into());
-            message.headers.insert("x-custom".into(), "kept".into());
-            let letter = DeadLetter {
-                message,
-                reason: "attempts_exhausted".into(),
-                attempts: 5,
-                last_error: "503".into(),
-            };
-            broker.dead_letter(letter).await.unwrap();
-        }
-        let listed = broker.list_dead_letters(2).await.unwrap();
-        assert_eq!(listed.len(), 2);
-        assert_eq!(listed[0].letter.message.id.as_deref(), Some("a"));
-        assert_eq!(listed[0].letter.reason, "attempts_exhausted");
-
-        let key_of_b = broker.list_dead_letters(10).await.unwrap()[1].key.clone();
-        let unknown = "no-such-key".to_string();
-        assert_eq!(
-            broker
-                .requeue_dead_letters(Some(&[key_of_b, unknown]))
-                .await
-                .unwrap(),
-            1
-        );
-        let queued = broker.queued_tasks();
-        assert_eq!(queued.len(), 1);
-        assert_eq!(queued[0].id.as_deref(), Some("b"));
-        assert_eq!(queued[0].header(headers::ATTEMPTS), None);
-        assert_eq!(queued[0].header(headers::FIRST_SEEN_MS), None);
-        assert_eq!(queued[0].header("x-custom"), Some("kept"));
-
-        assert_eq!(broker.requeue_dead_letters(None).await.unwrap(), 2);
-        assert!(broker.dead_letters().is_empty());
-        assert_eq!(broker.queued_tasks().len(), 3);
     }
 
     #[tokio::test]

@@ -1,31 +1,27 @@
-//! `AmqpBroker` against the real RabbitMQ at 127.0.0.1:5672 (scripts/ensure-rabbitmq.sh).
+//! `AmqpBroker` against the real RabbitMQ at 127.0.0.1:5672 (scripts/ensure-rabbitmq.sh): the
+//! broker contract, then what only RabbitMQ does (its topology, queue types, tiers of delay
+//! queues, reconnecting, refusals).
 #![cfg(feature = "amqp")]
 
 mod amqp_support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use amqp_support::{
-    Fixture, TEST_TIERS_MS, close_connections, is_disconnected, maybe_next, next, rabbitmqctl,
-    test_config,
-};
+use amqp_support::is_disconnected;
 use futures::StreamExt;
 use lapin::options::{BasicGetOptions, QueueDeleteOptions};
 use lapin::types::AMQPValue;
 use switchyard_broker::amqp::{AmqpBroker, QueueType};
+use switchyard_broker::conformance::amqp::{AmqpHarness, TEST_TIERS_MS, rabbitmqctl, test_config};
+use switchyard_broker::conformance::{Harness, LosesConnections, WAIT, next, task};
 use switchyard_broker::{Broker, BrokerError, DeadLetter, DeadLetterStore, Message, ResultSource};
-use switchyard_wire::headers;
 use tokio::time::Instant;
+use switchyard_wire::headers;
 
-const WAIT: Duration = Duration::from_secs(10);
-
-fn task(id: &str) -> Message {
-    Message::new(format!(
-        r#"{{"algorithm":"echo","payload":{{"id":"{id}"}}}}"#
-    ))
-    .with_id(id)
+mod contract {
+    switchyard_broker::broker_contract!(super::AmqpHarness);
 }
 
 fn letter(id: &str, reason: &str) -> DeadLetter {
@@ -38,44 +34,8 @@ fn letter(id: &str, reason: &str) -> DeadLetter {
 }
 
 #[tokio::test]
-async fn a_task_round_trips_with_its_properties_and_is_gone_once_acked() {
-    let fixture = Fixture::new().await;
-    let mut message = task("round-trip");
-    message.reply_to = Some("replies-here".into());
-    message.correlation_id = Some("corr-7".into());
-    message.headers = BTreeMap::from([
-        (headers::ATTEMPTS.to_owned(), "2".to_owned()),
-        (headers::TRACEPARENT.to_owned(), "00-abc-def-01".to_owned()),
-    ]);
-    fixture
-        .broker
-        .publish_task(message.clone(), Duration::ZERO)
-        .await
-        .unwrap();
-
-    let mut tasks = fixture.broker.consume_tasks(10).await.unwrap();
-    let delivery = next(&mut tasks, WAIT).await;
-    assert_eq!(delivery.message, message);
-    assert!(!delivery.redelivered);
-    delivery.ack().await.unwrap();
-    drop(tasks);
-
-    let deadline = Instant::now() + WAIT;
-    while fixture.message_count(&fixture.queues().tasks).await != 0 {
-        assert!(Instant::now() < deadline, "the acked task is still queued");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut tasks = fixture.broker.consume_tasks(10).await.unwrap();
-    assert!(
-        maybe_next(&mut tasks, Duration::from_millis(300))
-            .await
-            .is_none()
-    );
-}
-
-#[tokio::test]
 async fn messages_are_persistent() {
-    let fixture = Fixture::new().await;
+    let fixture = AmqpHarness::open().await;
     fixture
         .broker
         .publish_task(task("persistent"), Duration::ZERO)
@@ -95,103 +55,8 @@ async fn messages_are_persistent() {
 }
 
 #[tokio::test]
-async fn a_delivery_dropped_unsettled_is_delivered_again() {
-    let fixture = Fixture::new().await;
-    fixture
-        .broker
-        .publish_task(task("dropped"), Duration::ZERO)
-        .await
-        .unwrap();
-    let mut tasks = fixture.broker.consume_tasks(10).await.unwrap();
-    let first = next(&mut tasks, WAIT).await;
-    assert!(!first.redelivered);
-    // Like a controller that crashed mid-task: nothing settles it, its channel goes away.
-    drop(first);
-    drop(tasks);
-
-    let mut tasks = fixture.broker.consume_tasks(10).await.unwrap();
-    let again = next(&mut tasks, WAIT).await;
-    assert_eq!(again.message.id.as_deref(), Some("dropped"));
-    assert!(again.redelivered);
-    again.ack().await.unwrap();
-}
-
-#[tokio::test]
-async fn a_requeued_delivery_comes_back_flagged_redelivered() {
-    let fixture = Fixture::new().await;
-    fixture
-        .broker
-        .publish_task(task("requeued"), Duration::ZERO)
-        .await
-        .unwrap();
-    let mut tasks = fixture.broker.consume_tasks(1).await.unwrap();
-    next(&mut tasks, WAIT).await.requeue().await.unwrap();
-    let again = next(&mut tasks, WAIT).await;
-    assert_eq!(again.message.id.as_deref(), Some("requeued"));
-    assert!(again.redelivered);
-    again.ack().await.unwrap();
-}
-
-#[tokio::test]
-async fn prefetch_bounds_the_unsettled_deliveries() {
-    let fixture = Fixture::new().await;
-    for id in ["p1", "p2", "p3"] {
-        fixture
-            .broker
-            .publish_task(task(id), Duration::ZERO)
-            .await
-            .unwrap();
-    }
-    let mut tasks = fixture.broker.consume_tasks(2).await.unwrap();
-    let first = next(&mut tasks, WAIT).await;
-    let _second = next(&mut tasks, WAIT).await;
-    assert!(
-        maybe_next(&mut tasks, Duration::from_millis(300))
-            .await
-            .is_none()
-    );
-    first.ack().await.unwrap();
-    assert_eq!(
-        next(&mut tasks, WAIT).await.message.id.as_deref(),
-        Some("p3")
-    );
-}
-
-#[tokio::test]
-async fn a_delayed_task_becomes_visible_after_its_delay_and_within_its_tier() {
-    let fixture = Fixture::new().await;
-    let delay = Duration::from_millis(400);
-    let published = Instant::now();
-    fixture
-        .broker
-        .publish_task(task("later"), delay)
-        .await
-        .unwrap();
-    fixture
-        .broker
-        .publish_task(task("now"), Duration::ZERO)
-        .await
-        .unwrap();
-
-    let mut tasks = fixture.broker.consume_tasks(10).await.unwrap();
-    let now = next(&mut tasks, WAIT).await;
-    assert_eq!(now.message.id.as_deref(), Some("now"));
-    now.ack().await.unwrap();
-    let later = next(&mut tasks, WAIT).await;
-    let waited = published.elapsed();
-    assert_eq!(later.message, task("later"));
-    assert!(
-        waited >= delay,
-        "visible after {waited:?}, before its delay"
-    );
-    // The 500 ms tier bounds the wait; the rest is slack for a loaded machine.
-    assert!(waited < Duration::from_secs(3), "took {waited:?}");
-    later.ack().await.unwrap();
-}
-
-#[tokio::test]
 async fn a_short_delay_is_not_held_behind_a_long_one() {
-    let fixture = Fixture::new().await;
+    let fixture = AmqpHarness::open().await;
     let longest = Duration::from_millis(*TEST_TIERS_MS.last().unwrap());
     let published = Instant::now();
     fixture
@@ -205,11 +70,11 @@ async fn a_short_delay_is_not_held_behind_a_long_one() {
         .await
         .unwrap();
     let mut tasks = fixture.broker.consume_tasks(10).await.unwrap();
-    let first = next(&mut tasks, WAIT).await;
+    let first = next(&mut tasks).await;
     assert_eq!(first.message.id.as_deref(), Some("quick"));
     assert!(published.elapsed() < longest);
     first.ack().await.unwrap();
-    let second = next(&mut tasks, WAIT).await;
+    let second = next(&mut tasks).await;
     assert_eq!(second.message.id.as_deref(), Some("slow"));
     assert!(published.elapsed() >= longest);
     second.ack().await.unwrap();
@@ -217,7 +82,7 @@ async fn a_short_delay_is_not_held_behind_a_long_one() {
 
 #[tokio::test]
 async fn a_dead_letter_keeps_its_body_and_says_why_it_died() {
-    let fixture = Fixture::new().await;
+    let fixture = AmqpHarness::open().await;
     let mut dead = letter("doomed", "rejected");
     dead.message.body = vec![0, 159, 146, 150, b'{'].into(); // not even UTF-8
     fixture.broker.dead_letter(dead.clone()).await.unwrap();
@@ -257,62 +122,8 @@ async fn a_dead_letter_keeps_its_body_and_says_why_it_died() {
 }
 
 #[tokio::test]
-async fn dead_letters_are_listed_without_being_removed_and_requeued_by_key_or_all() {
-    let fixture = Fixture::new().await;
-    for id in ["a", "b", "c"] {
-        let mut dead = letter(id, "attempts_exhausted");
-        dead.message
-            .headers
-            .insert(headers::FIRST_SEEN_MS.to_owned(), "1000".to_owned());
-        fixture.broker.dead_letter(dead).await.unwrap();
-    }
-    let listed = fixture.broker.list_dead_letters(10).await.unwrap();
-    let keys: Vec<&str> = listed.iter().map(|stored| stored.key.as_str()).collect();
-    assert_eq!(keys, ["a", "b", "c"]);
-    assert_eq!(listed[0].letter.reason, "attempts_exhausted");
-    assert_eq!(listed[0].letter.attempts, 4);
-    assert_eq!(listed[0].letter.last_error, "runner said no to a");
-    assert_eq!(listed[0].letter.message.body, task("a").body);
-    let limited = fixture.broker.list_dead_letters(2).await.unwrap();
-    assert_eq!(limited.len(), 2);
-    assert_eq!(fixture.broker.list_dead_letters(10).await.unwrap(), listed);
-
-    let requeued = fixture
-        .broker
-        .requeue_dead_letters(Some(&["b".to_owned(), "unknown".to_owned()]))
-        .await
-        .unwrap();
-    assert_eq!(requeued, 1);
-    let mut tasks = fixture.broker.consume_tasks(10).await.unwrap();
-    let replayed = next(&mut tasks, WAIT).await;
-    // A fresh start: no attempts, no first-seen time, no dead-letter headers.
-    assert_eq!(replayed.message, task("b"));
-    replayed.ack().await.unwrap();
-    let left = fixture.broker.list_dead_letters(10).await.unwrap();
-    let keys: Vec<&str> = left.iter().map(|stored| stored.key.as_str()).collect();
-    assert_eq!(keys, ["a", "c"]);
-
-    assert_eq!(fixture.broker.requeue_dead_letters(None).await.unwrap(), 2);
-    assert!(
-        fixture
-            .broker
-            .list_dead_letters(10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let mut ids = BTreeSet::new();
-    for _ in 0..2 {
-        let delivery = next(&mut tasks, WAIT).await;
-        ids.insert(delivery.message.id.clone().unwrap());
-        delivery.ack().await.unwrap();
-    }
-    assert_eq!(ids, BTreeSet::from(["a".to_owned(), "c".to_owned()]));
-}
-
-#[tokio::test]
 async fn a_task_the_broker_rejects_lands_in_the_dead_letter_queue() {
-    let fixture = Fixture::new().await;
+    let fixture = AmqpHarness::open().await;
     fixture
         .broker
         .publish_task(task("rejected-elsewhere"), Duration::ZERO)
@@ -354,35 +165,8 @@ async fn a_task_the_broker_rejects_lands_in_the_dead_letter_queue() {
 }
 
 #[tokio::test]
-async fn a_result_goes_to_its_reply_queue() {
-    let fixture = Fixture::new().await;
-    let (reply_to, mut replies) = fixture.broker.reply_queue().await.unwrap();
-    assert!(reply_to.starts_with("amq.gen-"), "server-named: {reply_to}");
-    let mut result = Message::new(r#"{"status":"ok"}"#).with_id("rpc-1");
-    result.reply_to = Some(reply_to);
-    result.correlation_id = Some("rpc-1".into());
-    fixture.broker.publish_result(result.clone()).await.unwrap();
-
-    let delivery = next(&mut replies, WAIT).await;
-    assert_eq!(delivery.message, result);
-    delivery.ack().await.unwrap();
-    assert_eq!(fixture.message_count(&fixture.queues().results).await, 0);
-}
-
-#[tokio::test]
-async fn a_result_without_reply_to_goes_to_the_results_queue() {
-    let fixture = Fixture::new().await;
-    let result = Message::new(r#"{"status":"ok"}"#).with_id("queued-result");
-    fixture.broker.publish_result(result.clone()).await.unwrap();
-    let mut results = fixture.broker.consume_results(10).await.unwrap();
-    let delivery = next(&mut results, WAIT).await;
-    assert_eq!(delivery.message, result);
-    delivery.ack().await.unwrap();
-}
-
-#[tokio::test]
 async fn a_result_for_a_reply_queue_that_is_gone_counts_as_delivered() {
-    let fixture = Fixture::new().await;
+    let fixture = AmqpHarness::open().await;
     let (reply_to, replies) = fixture.broker.reply_queue().await.unwrap();
     // The producer stopped waiting: its exclusive, auto-delete queue goes with its consumer.
     drop(replies);
@@ -402,7 +186,7 @@ async fn a_result_for_a_reply_queue_that_is_gone_counts_as_delivered() {
 
 #[tokio::test]
 async fn a_deleted_queue_fails_the_publish_then_is_declared_again() {
-    let fixture = Fixture::new().await;
+    let fixture = AmqpHarness::open().await;
     let results = fixture.queues().results.clone();
     fixture
         .raw_channel()
@@ -425,12 +209,12 @@ async fn a_deleted_queue_fails_the_publish_then_is_declared_again() {
     let result = Message::new("kept").with_id("r2");
     fixture.broker.publish_result(result.clone()).await.unwrap();
     let mut deliveries = fixture.broker.consume_results(10).await.unwrap();
-    assert_eq!(next(&mut deliveries, WAIT).await.message, result);
+    assert_eq!(next(&mut deliveries).await.message, result);
 }
 
 #[tokio::test]
 async fn a_consumer_whose_queue_was_deleted_ends_and_consuming_again_brings_it_back() {
-    let fixture = Fixture::new().await;
+    let fixture = AmqpHarness::open().await;
     let mut tasks = fixture.broker.consume_tasks(10).await.unwrap();
     fixture
         .raw_channel()
@@ -450,12 +234,12 @@ async fn a_consumer_whose_queue_was_deleted_ends_and_consuming_again_brings_it_b
         .publish_task(task("after-delete"), Duration::ZERO)
         .await
         .unwrap();
-    assert_eq!(next(&mut tasks, WAIT).await.message, task("after-delete"));
+    assert_eq!(next(&mut tasks).await.message, task("after-delete"));
 }
 
 #[tokio::test]
 async fn publishes_from_concurrent_callers_are_all_confirmed() {
-    let fixture = Fixture::new().await;
+    let fixture = AmqpHarness::open().await;
     let broker = &fixture.broker;
     let publishes = (0..200).map(|n| broker.publish_task(task(&n.to_string()), Duration::ZERO));
     for outcome in futures::future::join_all(publishes).await {
@@ -466,7 +250,7 @@ async fn publishes_from_concurrent_callers_are_all_confirmed() {
 
 #[tokio::test]
 async fn a_closed_connection_is_reopened_and_nothing_is_lost() {
-    let fixture = Fixture::isolated().await;
+    let fixture = AmqpHarness::open_alone().await;
     let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
     let restarts = AtomicUsize::new(0);
     let published = AtomicUsize::new(0);
@@ -513,7 +297,7 @@ async fn a_closed_connection_is_reopened_and_nothing_is_lost() {
         while published.load(Ordering::SeqCst) < 100 {
             tokio::task::yield_now().await;
         }
-        close_connections(fixture.vhost()).await;
+        fixture.lose_connections().await;
         closed.store(true, Ordering::SeqCst);
     };
     let collector = async {
@@ -546,39 +330,8 @@ async fn a_closed_connection_is_reopened_and_nothing_is_lost() {
 }
 
 #[tokio::test]
-async fn settling_a_delivery_of_a_closed_connection_is_disconnected_and_it_comes_back() {
-    let fixture = Fixture::isolated().await;
-    fixture
-        .broker
-        .publish_task(task("orphan"), Duration::ZERO)
-        .await
-        .unwrap();
-    let mut tasks = fixture.broker.consume_tasks(10).await.unwrap();
-    let delivery = next(&mut tasks, WAIT).await;
-    close_connections(fixture.vhost()).await;
-    // The stream reports the loss (an error, then its end).
-    let ended = tokio::time::timeout(WAIT, async {
-        while let Some(item) = tasks.next().await {
-            if let Err(error) = item {
-                assert!(is_disconnected(&error), "{error}");
-            }
-        }
-    })
-    .await;
-    assert!(ended.is_ok(), "the stream outlived its connection");
-
-    let error = delivery.ack().await.unwrap_err();
-    assert!(is_disconnected(&error), "{error}");
-    let mut tasks = fixture.broker.consume_tasks(10).await.unwrap();
-    let again = next(&mut tasks, WAIT).await;
-    assert_eq!(again.message.id.as_deref(), Some("orphan"));
-    assert!(again.redelivered);
-    again.ack().await.unwrap();
-}
-
-#[tokio::test]
 async fn quorum_queues_are_declared_and_delays_work_through_them() {
-    let fixture = Fixture::with(QueueType::Quorum, None).await;
+    let fixture = AmqpHarness::with(QueueType::Quorum, None).await;
     let types = rabbitmqctl(&["list_queues", "name", "type"]);
     let type_of = |queue: &str| {
         types
@@ -598,7 +351,7 @@ async fn quorum_queues_are_declared_and_delays_work_through_them() {
         .await
         .unwrap();
     let mut tasks = fixture.broker.consume_tasks(10).await.unwrap();
-    let delivery = next(&mut tasks, WAIT).await;
+    let delivery = next(&mut tasks).await;
     assert!(published.elapsed() >= Duration::from_millis(300));
     assert_eq!(delivery.message, task("quorum-later"));
     delivery.ack().await.unwrap();
@@ -606,7 +359,7 @@ async fn quorum_queues_are_declared_and_delays_work_through_them() {
 
 #[tokio::test]
 async fn redeclaring_a_queue_with_another_type_is_fatal() {
-    let classic = Fixture::new().await;
+    let classic = AmqpHarness::open().await;
     let mut quorum = classic.config.clone();
     quorum.queue_type = QueueType::Quorum;
     let error = AmqpBroker::connect(quorum).await.err().unwrap();

@@ -6,14 +6,13 @@ mod amqp_support;
 
 use std::time::Duration;
 
-use amqp_support::{Vhost, next};
+use amqp_support::Vhost;
 use lapin::BasicProperties;
 use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use switchyard_broker::amqp::{AmqpBroker, QueueType, TaskQueueProperties};
+use switchyard_broker::conformance::next;
 use switchyard_broker::{Broker, BrokerError, Message};
-
-const WAIT: Duration = Duration::from_secs(10);
 
 /// `queue_declare(queue=name)` with pika's defaults, then `basic_publish` of each body.
 async fn declare_and_publish_the_series_way(vhost: &Vhost, queue: &str, bodies: &[&str]) {
@@ -53,7 +52,7 @@ async fn a_task_queue_declared_the_series_way_is_adopted_with_its_waiting_tasks(
         .await
         .expect("an existing queue with other properties is adopted, not fatal");
     let mut deliveries = broker.consume_tasks(10).await.expect("consume");
-    let waiting = next(&mut deliveries, WAIT).await;
+    let waiting = next(&mut deliveries).await;
     assert_eq!(&waiting.message.body[..], br#"{"text": "waiting"}"#);
     waiting.ack().await.unwrap();
 
@@ -64,7 +63,7 @@ async fn a_task_queue_declared_the_series_way_is_adopted_with_its_waiting_tasks(
         )
         .await
         .expect("a retry goes through the delay queues back to the adopted queue");
-    let retried = next(&mut deliveries, WAIT).await;
+    let retried = next(&mut deliveries).await;
     assert_eq!(retried.message.id.as_deref(), Some("r"));
     retried.ack().await.unwrap();
 
@@ -92,7 +91,7 @@ async fn series_properties_declare_the_task_queue_so_the_series_producer_still_c
     assert_eq!(vhost.describe(&tasks), Some(format!("{tasks}\tfalse\t[]")));
     declare_and_publish_the_series_way(&vhost, &tasks, &[r#"{"n": 1}"#]).await;
     let mut deliveries = broker.consume_tasks(10).await.expect("consume");
-    let delivery = next(&mut deliveries, WAIT).await;
+    let delivery = next(&mut deliveries).await;
     assert_eq!(&delivery.message.body[..], br#"{"n": 1}"#);
     delivery.ack().await.unwrap();
     // Results and dead letters stay durable: only the producer's queue follows the series.

@@ -2,12 +2,11 @@
 //! machine). Run: `cargo test -p switchyard-broker --test amqp_throughput -- --ignored --nocapture`
 #![cfg(feature = "amqp")]
 
-mod amqp_support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use amqp_support::{Fixture, next};
+use switchyard_broker::conformance::amqp::AmqpHarness;
+use switchyard_broker::conformance::{Harness, next};
 use switchyard_broker::{Broker, Message};
 
 const MESSAGES: usize = 20_000;
@@ -15,7 +14,7 @@ const MESSAGES: usize = 20_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, not a check: run it by name with --ignored --nocapture"]
 async fn publish_with_confirms_and_consume_throughput() {
-    let fixture = Arc::new(Fixture::new().await);
+    let fixture = Arc::new(AmqpHarness::open().await);
     // 50 bytes, like the ceiling measured in /work/shared/dependencies.md.
     let body = "x".repeat(50);
     for publishers in [1, 16, 64, 256] {
@@ -43,7 +42,7 @@ async fn publish_with_confirms_and_consume_throughput() {
         let started = Instant::now();
         let mut tasks = fixture.broker.consume_tasks(100).await.unwrap();
         for _ in 0..MESSAGES {
-            next(&mut tasks, Duration::from_secs(10))
+            next(&mut tasks)
                 .await
                 .ack()
                 .await

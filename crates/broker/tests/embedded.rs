@@ -1,67 +1,28 @@
-//! The embedded SQLite queue, end to end on real files. Two brokers opened on one file stand in
-//! for two processes (each has its own connection and thread, and no in-process wake-ups).
+//! The embedded SQLite queue, end to end on real files: the broker contract, then what only a
+//! queue of leases on a file does. Two brokers opened on one file stand in for two processes
+//! (each has its own connection and thread, and no in-process wake-ups).
 #![cfg(feature = "embedded")]
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use switchyard_broker::conformance::embedded::{EmbeddedHarness, config, open};
+use switchyard_broker::conformance::{QUIET, next as expect_next, next_within, task};
 use switchyard_broker::embedded::{EmbeddedBroker, EmbeddedConfig, QueueDepth};
 use switchyard_broker::{
-    Broker, BrokerError, DeadLetter, DeadLetterStore, Deliveries, Delivery, Message, QueueNames,
-    ResultSource,
+    Broker, BrokerError, DeadLetter, DeadLetterStore, Delivery, Message, QueueNames, ResultSource,
 };
-use switchyard_wire::headers;
 use tempfile::TempDir;
+
+mod contract {
+    switchyard_broker::broker_contract!(super::EmbeddedHarness);
+}
 
 /// Long enough that no lease runs out unless a test means it to.
 const LONG_LEASE: Duration = Duration::from_secs(30);
-
-fn config(lease: Duration) -> EmbeddedConfig {
-    EmbeddedConfig {
-        lease,
-        poll_interval: Duration::from_millis(20),
-        busy_timeout: Duration::from_secs(10),
-    }
-}
-
-fn queue_file() -> (TempDir, PathBuf) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("queue.sqlite");
-    (dir, path)
-}
-
-async fn open(path: &Path, lease: Duration) -> EmbeddedBroker {
-    EmbeddedBroker::open(path, QueueNames::default(), config(lease))
-        .await
-        .expect("open the queue file")
-}
-
-fn task(id: &str) -> Message {
-    Message::new(format!(
-        r#"{{"algorithm":"echo","payload":{{"id":"{id}"}}}}"#
-    ))
-    .with_id(id)
-}
-
-/// The next delivery if one comes within `wait`; panics if the stream fails or ends.
-async fn next_within(deliveries: &mut Deliveries, wait: Duration) -> Option<Delivery> {
-    match tokio::time::timeout(wait, deliveries.next()).await {
-        Err(_) => None,
-        Ok(Some(Ok(delivery))) => Some(delivery),
-        Ok(Some(Err(error))) => panic!("delivery stream failed: {error}"),
-        Ok(None) => panic!("delivery stream ended"),
-    }
-}
-
-async fn expect_next(deliveries: &mut Deliveries) -> Delivery {
-    next_within(deliveries, Duration::from_secs(5))
-        .await
-        .expect("a delivery within 5 s")
-}
 
 fn id_of(delivery: &Delivery) -> &str {
     delivery.message.id.as_deref().expect("message id")
@@ -71,49 +32,35 @@ async fn depth(broker: &EmbeddedBroker, queue: &str) -> QueueDepth {
     broker.queue_depth(queue).await.expect("queue depth")
 }
 
-#[tokio::test]
-async fn a_task_round_trips_with_body_and_properties() {
-    let (_dir, path) = queue_file();
-    let broker = open(&path, LONG_LEASE).await;
-    let sent = Message {
-        id: Some("task-1".into()),
-        body: bytes::Bytes::from_static(b"\x00\xffnot utf-8 \xc3"),
-        reply_to: Some("rpc.client-7".into()),
-        correlation_id: Some("corr-9".into()),
-        headers: BTreeMap::from([
-            (headers::ATTEMPTS.to_owned(), "2".to_owned()),
-            (headers::TRACEPARENT.to_owned(), "00-abc-def-01".to_owned()),
-        ]),
-    };
-    broker
-        .publish_task(sent.clone(), Duration::ZERO)
-        .await
-        .unwrap();
-
-    let mut deliveries = broker.consume_tasks(4).await.unwrap();
-    let delivery = expect_next(&mut deliveries).await;
-    assert_eq!(delivery.message, sent);
-    assert!(!delivery.redelivered, "first delivery is not a redelivery");
+fn queue_file() -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("queue.sqlite");
+    (dir, path)
 }
 
 #[tokio::test]
-async fn ack_removes_the_message_for_good() {
+async fn a_dropped_delivery_frees_its_slot_while_its_lease_holds_the_message() {
     let (_dir, path) = queue_file();
-    let broker = open(&path, Duration::from_millis(200)).await;
-    broker
-        .publish_task(task("a"), Duration::ZERO)
-        .await
-        .unwrap();
-    let mut deliveries = broker.consume_tasks(4).await.unwrap();
-    expect_next(&mut deliveries).await.ack().await.unwrap();
+    let broker = open(&path, LONG_LEASE).await;
+    for id in ["a", "b"] {
+        broker.publish_task(task(id), Duration::ZERO).await.unwrap();
+    }
+    let mut deliveries = broker.consume_tasks(1).await.unwrap();
+    drop(expect_next(&mut deliveries).await);
+    assert_eq!(id_of(&expect_next(&mut deliveries).await), "b");
+    assert!(next_within(&mut deliveries, QUIET).await.is_none());
+    assert_eq!(depth(&broker, "tasks").await.leased, 2);
+}
 
-    assert_eq!(depth(&broker, "tasks").await, QueueDepth::default());
-    // Well past the lease: an acked message never comes back.
-    assert!(
-        next_within(&mut deliveries, Duration::from_millis(600))
-            .await
-            .is_none()
-    );
+#[tokio::test]
+async fn a_dead_letter_key_that_is_not_a_number_is_fatal() {
+    let (_dir, path) = queue_file();
+    let broker = open(&path, LONG_LEASE).await;
+    let error = broker
+        .requeue_dead_letters(Some(&["nope".into()]))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, BrokerError::Fatal(_)), "{error}");
 }
 
 #[tokio::test]
@@ -163,62 +110,6 @@ async fn a_live_delivery_keeps_its_lease_however_long_it_is_held() {
     assert_eq!(depth(&other, "tasks").await.leased, 1);
     delivery.ack().await.unwrap();
     assert_eq!(depth(&other, "tasks").await, QueueDepth::default());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_holder_cannot_settle_a_message_taken_again() {
-    let lease = Duration::from_millis(100);
-    let (_dir, path) = queue_file();
-    let broker = open(&path, lease).await;
-    broker
-        .publish_task(task("stalled"), Duration::ZERO)
-        .await
-        .unwrap();
-
-    // The holder runs on its own single-threaded runtime, which it then blocks: like a process
-    // frozen by the OS, it cannot renew its lease.
-    let (taken_tx, taken_rx) = std::sync::mpsc::channel();
-    let (resume_tx, resume_rx) = std::sync::mpsc::channel::<()>();
-    let holder_path = path.clone();
-    let holder = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let broker = open(&holder_path, lease).await;
-            let mut deliveries = broker.consume_tasks(1).await.unwrap();
-            let delivery = expect_next(&mut deliveries).await;
-            taken_tx.send(()).unwrap();
-            resume_rx.recv().unwrap();
-            delivery.ack().await
-        })
-    });
-    tokio::task::spawn_blocking(move || taken_rx.recv().unwrap())
-        .await
-        .unwrap();
-
-    let mut deliveries = broker.consume_tasks(1).await.unwrap();
-    let retaken = expect_next(&mut deliveries).await;
-    assert_eq!(id_of(&retaken), "stalled");
-    assert!(retaken.redelivered);
-    resume_tx.send(()).unwrap();
-    let stale_ack = tokio::task::spawn_blocking(move || holder.join().unwrap())
-        .await
-        .unwrap();
-    match stale_ack {
-        Err(error @ BrokerError::Disconnected(_)) => {
-            assert!(error.to_string().contains("taken again"), "{error}");
-        }
-        other => panic!("a stale holder's ack must fail, got {other:?}"),
-    }
-    assert_eq!(
-        depth(&broker, "tasks").await.leased,
-        1,
-        "the new holder still has it"
-    );
-    retaken.ack().await.unwrap();
-    assert_eq!(depth(&broker, "tasks").await, QueueDepth::default());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,203 +205,6 @@ async fn two_brokers_on_one_file_never_hold_the_same_message() {
         "both consumers worked: {received:?}"
     );
     assert_eq!(depth(&first, "tasks").await, QueueDepth::default());
-}
-
-#[tokio::test]
-async fn prefetch_bounds_the_unsettled_deliveries() {
-    let (_dir, path) = queue_file();
-    let broker = open(&path, LONG_LEASE).await;
-    for n in 0..10 {
-        broker
-            .publish_task(task(&format!("m{n}")), Duration::ZERO)
-            .await
-            .unwrap();
-    }
-    let mut deliveries = broker.consume_tasks(3).await.unwrap();
-    let mut unsettled = Vec::new();
-    for _ in 0..3 {
-        unsettled.push(expect_next(&mut deliveries).await);
-    }
-    let quiet = Duration::from_millis(300);
-    assert!(
-        next_within(&mut deliveries, quiet).await.is_none(),
-        "a 4th with prefetch 3"
-    );
-
-    unsettled.pop().unwrap().ack().await.unwrap();
-    unsettled.push(expect_next(&mut deliveries).await);
-    assert!(next_within(&mut deliveries, quiet).await.is_none());
-
-    unsettled.pop().unwrap().requeue().await.unwrap();
-    unsettled.push(expect_next(&mut deliveries).await);
-    assert!(next_within(&mut deliveries, quiet).await.is_none());
-
-    // Dropping frees the slot too (the message itself waits for its lease).
-    drop(unsettled.pop());
-    unsettled.push(expect_next(&mut deliveries).await);
-    assert!(next_within(&mut deliveries, quiet).await.is_none());
-    assert_eq!(
-        depth(&broker, "tasks").await.leased,
-        4,
-        "3 held + 1 dropped, lease live"
-    );
-}
-
-#[tokio::test]
-async fn a_delayed_task_stays_invisible_until_its_delay_passes() {
-    let delay = Duration::from_millis(400);
-    let (_dir, path) = queue_file();
-    let broker = open(&path, LONG_LEASE).await;
-    let published = Instant::now();
-    broker.publish_task(task("later"), delay).await.unwrap();
-    broker
-        .publish_task(task("now"), Duration::ZERO)
-        .await
-        .unwrap();
-    assert_eq!(
-        depth(&broker, "tasks").await,
-        QueueDepth {
-            ready: 1,
-            leased: 0,
-            delayed: 1
-        }
-    );
-
-    let mut deliveries = broker.consume_tasks(4).await.unwrap();
-    assert_eq!(id_of(&expect_next(&mut deliveries).await), "now");
-    assert!(next_within(&mut deliveries, delay / 4).await.is_none());
-    let later = expect_next(&mut deliveries).await;
-    assert_eq!(id_of(&later), "later");
-    assert!(published.elapsed() >= delay - Duration::from_millis(1));
-    assert!(!later.redelivered);
-}
-
-#[tokio::test]
-async fn requeue_hands_the_message_out_again_at_once() {
-    let (_dir, path) = queue_file();
-    let broker = open(&path, LONG_LEASE).await;
-    broker
-        .publish_task(task("again"), Duration::ZERO)
-        .await
-        .unwrap();
-    let mut deliveries = broker.consume_tasks(1).await.unwrap();
-    expect_next(&mut deliveries).await.requeue().await.unwrap();
-
-    // Far sooner than the 30 s lease: only the requeue explains it.
-    let again = next_within(&mut deliveries, Duration::from_secs(2))
-        .await
-        .expect("requeued");
-    assert_eq!(id_of(&again), "again");
-    assert!(again.redelivered);
-}
-
-#[tokio::test]
-async fn dead_letters_are_listed_and_replayed_with_their_attempts_reset() {
-    let (_dir, path) = queue_file();
-    let broker = open(&path, LONG_LEASE).await;
-    let original = Message {
-        id: Some("doomed".into()),
-        body: bytes::Bytes::from_static(b"{\"algorithm\":\"nope\",\"payload\":{}}"),
-        reply_to: Some("rpc.client".into()),
-        correlation_id: Some("c-1".into()),
-        headers: BTreeMap::from([
-            (headers::ATTEMPTS.to_owned(), "5".to_owned()),
-            (
-                headers::FIRST_SEEN_MS.to_owned(),
-                "1700000000000".to_owned(),
-            ),
-            (headers::TRACEPARENT.to_owned(), "00-aa-bb-01".to_owned()),
-        ]),
-    };
-    let letter = DeadLetter {
-        message: original.clone(),
-        reason: "attempts_exhausted".into(),
-        attempts: 5,
-        last_error: "runner answered 503".into(),
-    };
-    broker.dead_letter(letter.clone()).await.unwrap();
-    for n in 0..2 {
-        let mut other = letter.clone();
-        other.message.id = Some(format!("other-{n}"));
-        broker.dead_letter(other).await.unwrap();
-    }
-    assert_eq!(broker.dead_letter_count().await.unwrap(), 3);
-    assert_eq!(depth(&broker, "tasks").await, QueueDepth::default());
-
-    let listed = broker.list_dead_letters(2).await.unwrap();
-    assert_eq!(listed.len(), 2, "limit respected");
-    assert_eq!(listed[0].letter, letter, "oldest first, stored whole");
-    assert_eq!(listed[1].letter.message.id.as_deref(), Some("other-0"));
-
-    let bad_key = broker
-        .requeue_dead_letters(Some(&["nope".into()]))
-        .await
-        .unwrap_err();
-    assert!(matches!(bad_key, BrokerError::Fatal(_)), "{bad_key}");
-    let unknown = broker
-        .requeue_dead_letters(Some(&["999999".into()]))
-        .await
-        .unwrap();
-    assert_eq!(unknown, 0);
-
-    let key = listed[0].key.clone();
-    let requeued = broker
-        .requeue_dead_letters(Some(&[key.clone(), key]))
-        .await
-        .unwrap();
-    assert_eq!(requeued, 1, "a key named twice replays once");
-    let remaining = broker.list_dead_letters(10).await.unwrap();
-    assert_eq!(remaining.len(), 2);
-    assert!(
-        remaining
-            .iter()
-            .all(|stored| stored.letter.message.id.as_deref() != Some("doomed"))
-    );
-
-    let mut deliveries = broker.consume_tasks(4).await.unwrap();
-    let replayed = expect_next(&mut deliveries).await;
-    assert!(!replayed.redelivered);
-    let mut expected = original;
-    expected.headers.remove(headers::ATTEMPTS);
-    expected.headers.remove(headers::FIRST_SEEN_MS);
-    assert_eq!(replayed.message, expected);
-
-    assert_eq!(broker.requeue_dead_letters(None).await.unwrap(), 2);
-    assert_eq!(broker.dead_letter_count().await.unwrap(), 0);
-    let mut ids: Vec<String> = Vec::new();
-    for _ in 0..2 {
-        ids.push(id_of(&expect_next(&mut deliveries).await).to_owned());
-    }
-    assert_eq!(ids, ["other-0", "other-1"]);
-}
-
-#[tokio::test]
-async fn results_go_to_the_results_queue_or_to_reply_to() {
-    let (_dir, path) = queue_file();
-    let broker = open(&path, LONG_LEASE).await;
-    broker
-        .publish_result(Message::new("r1").with_id("t1"))
-        .await
-        .unwrap();
-    let mut rpc = Message::new("r2").with_id("t2");
-    rpc.reply_to = Some("rpc.client-1".into());
-    rpc.correlation_id = Some("corr-2".into());
-    broker.publish_result(rpc.clone()).await.unwrap();
-
-    let mut results = broker.consume_results(8).await.unwrap();
-    let result = expect_next(&mut results).await;
-    assert_eq!(result.message, Message::new("r1").with_id("t1"));
-    result.ack().await.unwrap();
-    assert!(
-        next_within(&mut results, Duration::from_millis(200))
-            .await
-            .is_none(),
-        "an RPC result does not go to the results queue"
-    );
-
-    let mut replies = broker.consume_queue("rpc.client-1", 8).await.unwrap();
-    assert_eq!(expect_next(&mut replies).await.message, rpc);
-    assert_eq!(depth(&broker, "tasks").await, QueueDepth::default());
 }
 
 #[tokio::test]

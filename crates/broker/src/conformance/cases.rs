@@ -1,0 +1,295 @@
+//! The cases of the broker contract, one function each, generic over the backend.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use bytes::Bytes;
+use switchyard_wire::headers;
+use tokio::time::Instant;
+
+use super::{Depth, Harness, QUIET, REQUEUE_WITHIN, WAIT, next, next_within, task, wait_for_depth};
+use crate::{Broker, BrokerError, DeadLetter, DeadLetterStore, Message, ResultSource};
+
+/// A message using every property Switchyard reads, with a body that is not UTF-8.
+fn full_message(id: &str) -> Message {
+    Message {
+        id: Some(id.into()),
+        body: Bytes::from_static(b"\x00\xffnot utf-8 \xc3{"),
+        reply_to: Some("replies-here".into()),
+        correlation_id: Some("corr-7".into()),
+        headers: BTreeMap::from([
+            (headers::ATTEMPTS.to_owned(), "2".to_owned()),
+            (headers::TRACEPARENT.to_owned(), "00-abc-def-01".to_owned()),
+            ("x-producer".to_owned(), "kept".to_owned()),
+        ]),
+    }
+}
+
+pub async fn a_round_trip_keeps_every_property<H: Harness>() {
+    let harness = H::open().await;
+    let broker = harness.broker();
+    let sent = full_message("round-trip");
+    broker
+        .publish_task(sent.clone(), Duration::ZERO)
+        .await
+        .unwrap();
+    let mut tasks = broker.consume_tasks(4).await.unwrap();
+    let delivery = next(&mut tasks).await;
+    assert_eq!(delivery.message, sent);
+    assert!(!delivery.redelivered, "a first delivery is no redelivery");
+    delivery.ack().await.unwrap();
+}
+
+pub async fn an_acked_delivery_is_gone_for_good<H: Harness>() {
+    let harness = H::open().await;
+    let broker = harness.broker();
+    broker
+        .publish_task(task("acked"), Duration::ZERO)
+        .await
+        .unwrap();
+    let mut tasks = broker.consume_tasks(4).await.unwrap();
+    next(&mut tasks).await.ack().await.unwrap();
+    wait_for_depth(&harness, Depth::default()).await;
+    // Past the time an unsettled one would be handed back.
+    let watch = harness.redelivery() + QUIET;
+    assert!(next_within(&mut tasks, watch).await.is_none());
+}
+
+pub async fn a_delivery_dropped_unsettled_comes_back_redelivered<H: Harness>() {
+    let harness = H::open().await;
+    let broker = harness.broker();
+    for id in ["dropped", "behind"] {
+        broker.publish_task(task(id), Duration::ZERO).await.unwrap();
+    }
+    let mut tasks = broker.consume_tasks(1).await.unwrap();
+    let first = next(&mut tasks).await;
+    assert_eq!(first.message.id.as_deref(), Some("dropped"));
+    assert!(!first.redelivered);
+    // Like a consumer that crashed mid-task: nothing settles it, its stream goes away.
+    drop(first);
+    drop(tasks);
+
+    let mut tasks = broker.consume_tasks(2).await.unwrap();
+    let mut seen = BTreeMap::new();
+    for _ in 0..2 {
+        let delivery = next_within(&mut tasks, harness.redelivery() + WAIT)
+            .await
+            .expect("both tasks, the dropped one again");
+        seen.insert(delivery.message.id.clone().unwrap(), delivery.redelivered);
+        delivery.ack().await.unwrap();
+    }
+    assert_eq!(
+        seen,
+        BTreeMap::from([("behind".into(), false), ("dropped".into(), true)])
+    );
+}
+
+pub async fn a_requeued_delivery_comes_back_at_once_redelivered<H: Harness>() {
+    let harness = H::open().await;
+    let broker = harness.broker();
+    broker
+        .publish_task(task("requeued"), Duration::ZERO)
+        .await
+        .unwrap();
+    let mut tasks = broker.consume_tasks(1).await.unwrap();
+    next(&mut tasks).await.requeue().await.unwrap();
+    let requeued = Instant::now();
+    let again = next(&mut tasks).await;
+    assert!(
+        requeued.elapsed() < REQUEUE_WITHIN,
+        "back after {:?}: the requeue did nothing",
+        requeued.elapsed()
+    );
+    assert_eq!(again.message, task("requeued"));
+    assert!(again.redelivered);
+    again.ack().await.unwrap();
+}
+
+pub async fn prefetch_bounds_the_unsettled_deliveries<H: Harness>() {
+    let harness = H::open().await;
+    let broker = harness.broker();
+    for id in ["p1", "p2", "p3", "p4"] {
+        broker.publish_task(task(id), Duration::ZERO).await.unwrap();
+    }
+    let mut tasks = broker.consume_tasks(2).await.unwrap();
+    let first = next(&mut tasks).await;
+    let second = next(&mut tasks).await;
+    assert!(
+        next_within(&mut tasks, QUIET).await.is_none(),
+        "a third delivery with prefetch 2"
+    );
+    first.ack().await.unwrap();
+    let third = next(&mut tasks).await;
+    assert_eq!(third.message.id.as_deref(), Some("p3"));
+    assert!(next_within(&mut tasks, QUIET).await.is_none());
+    // A requeue frees its slot too.
+    second.requeue().await.unwrap();
+    let fourth = next(&mut tasks).await;
+    assert!(next_within(&mut tasks, QUIET).await.is_none());
+    for delivery in [third, fourth] {
+        delivery.ack().await.unwrap();
+    }
+}
+
+pub async fn a_delayed_task_is_invisible_until_its_delay_passes<H: Harness>() {
+    let harness = H::open().await;
+    let broker = harness.broker();
+    let delay = Duration::from_millis(400);
+    let published = Instant::now();
+    broker.publish_task(task("later"), delay).await.unwrap();
+    broker
+        .publish_task(task("now"), Duration::ZERO)
+        .await
+        .unwrap();
+
+    let mut tasks = broker.consume_tasks(4).await.unwrap();
+    let now = next(&mut tasks).await;
+    assert_eq!(now.message.id.as_deref(), Some("now"));
+    now.ack().await.unwrap();
+    let later = next(&mut tasks).await;
+    // The embedded queue stores whole milliseconds: allow for one of rounding.
+    let waited = published.elapsed();
+    assert!(
+        waited >= delay - Duration::from_millis(1),
+        "visible after {waited:?}, before its delay"
+    );
+    assert_eq!(later.message, task("later"));
+    assert!(!later.redelivered);
+    later.ack().await.unwrap();
+    wait_for_depth(&harness, Depth::default()).await;
+}
+
+pub async fn dead_letters_are_listed_and_requeued_by_key_or_all<H: Harness>() {
+    let harness = H::open().await;
+    let broker = harness.broker();
+    // RabbitMQ keeps a dead letter's attempts in the message's own attempts header, so a
+    // letter's `attempts` is what every backend keeps, not the header of the last delivery.
+    let dead_message = |id: &str| {
+        let mut message = full_message(id);
+        message.reply_to = None;
+        message.headers.remove(headers::ATTEMPTS);
+        message
+            .headers
+            .insert(headers::FIRST_SEEN_MS.into(), "1700000000000".into());
+        message
+    };
+    for id in ["a", "b", "c"] {
+        let letter = DeadLetter {
+            message: dead_message(id),
+            reason: "attempts_exhausted".into(),
+            attempts: 5,
+            last_error: format!("runner said no to {id}"),
+        };
+        broker.dead_letter(letter).await.unwrap();
+    }
+    let listed = broker.list_dead_letters(10).await.unwrap();
+    let ids: Vec<_> = listed
+        .iter()
+        .map(|stored| stored.letter.message.id.clone().unwrap())
+        .collect();
+    assert_eq!(ids, ["a", "b", "c"], "oldest first");
+    assert_eq!(
+        listed[0].letter,
+        DeadLetter {
+            message: dead_message("a"),
+            reason: "attempts_exhausted".into(),
+            attempts: 5,
+            last_error: "runner said no to a".into(),
+        },
+        "stored whole"
+    );
+    assert_eq!(broker.list_dead_letters(2).await.unwrap().len(), 2);
+    assert_eq!(
+        broker.list_dead_letters(10).await.unwrap(),
+        listed,
+        "listing removes nothing"
+    );
+
+    // A key no letter has is no error: another operator may have requeued it already.
+    let chosen = [listed[1].key.clone(), "999999".to_owned()];
+    assert_eq!(broker.requeue_dead_letters(Some(&chosen)).await.unwrap(), 1);
+    let mut tasks = broker.consume_tasks(4).await.unwrap();
+    let replayed = next(&mut tasks).await;
+    // A fresh start: no attempts, no first-seen time; the rest as it was.
+    let mut fresh = dead_message("b");
+    fresh.headers.remove(headers::FIRST_SEEN_MS);
+    assert_eq!(replayed.message, fresh);
+    assert!(!replayed.redelivered);
+    replayed.ack().await.unwrap();
+    let left: Vec<_> = broker
+        .list_dead_letters(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|stored| stored.letter.message.id.unwrap())
+        .collect();
+    assert_eq!(left, ["a", "c"]);
+
+    assert_eq!(broker.requeue_dead_letters(None).await.unwrap(), 2);
+    assert!(broker.list_dead_letters(10).await.unwrap().is_empty());
+    let mut ids = BTreeSet::new();
+    for _ in 0..2 {
+        let delivery = next(&mut tasks).await;
+        ids.insert(delivery.message.id.clone().unwrap());
+        delivery.ack().await.unwrap();
+    }
+    assert_eq!(ids, BTreeSet::from(["a".to_owned(), "c".to_owned()]));
+}
+
+pub async fn a_result_goes_to_its_reply_queue_and_not_to_the_results_queue<H: Harness>() {
+    let harness = H::open().await;
+    let broker = harness.broker();
+    let (reply_to, mut replies) = harness.reply_queue().await;
+    let mut rpc = full_message("rpc");
+    rpc.reply_to = Some(reply_to);
+    broker.publish_result(rpc.clone()).await.unwrap();
+    let plain = Message::new("plain").with_id("plain");
+    broker.publish_result(plain.clone()).await.unwrap();
+
+    let reply = next(&mut replies).await;
+    assert_eq!(reply.message, rpc);
+    reply.ack().await.unwrap();
+    // Published first, so it would be first on the results queue had it gone there.
+    let mut results = broker.consume_results(4).await.unwrap();
+    assert_eq!(next(&mut results).await.message, plain);
+}
+
+pub async fn a_result_without_reply_to_goes_to_the_results_queue<H: Harness>() {
+    let harness = H::open().await;
+    let broker = harness.broker();
+    let mut result = full_message("queued-result");
+    result.reply_to = None;
+    broker.publish_result(result.clone()).await.unwrap();
+    let mut results = broker.consume_results(4).await.unwrap();
+    let delivery = next(&mut results).await;
+    assert_eq!(delivery.message, result);
+    delivery.ack().await.unwrap();
+    // The task queue is another queue.
+    assert_eq!(harness.depth().await, Depth::default());
+}
+
+pub async fn a_delivery_of_a_dead_connection_comes_back_and_its_late_ack_fails<H: Harness>() {
+    let harness = H::open_alone().await;
+    let broker = harness.broker();
+    broker
+        .publish_task(task("orphan"), Duration::ZERO)
+        .await
+        .unwrap();
+    let orphan = harness.orphan_next_task().await;
+    assert_eq!(orphan.message, task("orphan"));
+
+    let mut tasks = broker.consume_tasks(4).await.unwrap();
+    let again = next_within(&mut tasks, harness.redelivery() + WAIT)
+        .await
+        .expect("the orphaned task comes back");
+    assert_eq!(again.message, task("orphan"));
+    assert!(again.redelivered);
+    // The broker has already handed it to someone else: settling it is void.
+    let late = orphan.ack().await;
+    assert!(
+        matches!(late, Err(BrokerError::Disconnected(_))),
+        "a late ack from a dead connection: {late:?}"
+    );
+    again.ack().await.unwrap();
+    wait_for_depth(&harness, Depth::default()).await;
+}

@@ -1,0 +1,56 @@
+//! The in-memory backend under the contract: every case, nothing to clean up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{Depth, Harness, LosesConnections, Orphan, orphan_by_losing_connections};
+use crate::Deliveries;
+use crate::memory::MemoryBroker;
+
+pub struct MemoryHarness {
+    broker: Arc<MemoryBroker>,
+}
+
+#[async_trait]
+impl Harness for MemoryHarness {
+    type Broker = MemoryBroker;
+
+    async fn open() -> Self {
+        MemoryHarness {
+            broker: Arc::new(MemoryBroker::new()),
+        }
+    }
+
+    fn broker(&self) -> &Arc<MemoryBroker> {
+        &self.broker
+    }
+
+    /// A dropped delivery is back in its queue the moment it drops.
+    fn redelivery(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    async fn reply_queue(&self) -> (String, Deliveries) {
+        self.broker.reply_queue()
+    }
+
+    async fn depth(&self) -> Depth {
+        Depth {
+            ready: self.broker.queued_tasks().len(),
+            delayed: self.broker.delayed_tasks(),
+        }
+    }
+
+    async fn orphan_next_task(&self) -> Orphan {
+        orphan_by_losing_connections(self).await
+    }
+}
+
+#[async_trait]
+impl LosesConnections for MemoryHarness {
+    async fn lose_connections(&self) {
+        self.broker.disconnect();
+    }
+}
