@@ -132,6 +132,11 @@ async fn pump(
 
 /// Lets in-flight tasks finish within the grace period, then requeues the rest.
 async fn drain(in_flight: &mut InFlight, grace: Duration) {
+    // Finished tasks are reaped only when the next delivery arrives: reap them now, so the
+    // count below is of tasks still running.
+    while let Some(finished) = in_flight.tasks.try_join_next() {
+        log_panic(finished);
+    }
     if in_flight.tasks.is_empty() {
         return;
     }
