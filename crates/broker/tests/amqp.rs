@@ -17,8 +17,8 @@ use switchyard_broker::amqp::{AmqpBroker, QueueType};
 use switchyard_broker::conformance::amqp::{AmqpHarness, TEST_TIERS_MS, rabbitmqctl, test_config};
 use switchyard_broker::conformance::{Harness, LosesConnections, WAIT, next, task};
 use switchyard_broker::{Broker, BrokerError, DeadLetter, DeadLetterStore, Message, ResultSource};
-use tokio::time::Instant;
 use switchyard_wire::headers;
+use tokio::time::Instant;
 
 mod contract {
     switchyard_broker::broker_contract!(super::AmqpHarness);

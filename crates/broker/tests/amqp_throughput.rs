@@ -42,11 +42,7 @@ async fn publish_with_confirms_and_consume_throughput() {
         let started = Instant::now();
         let mut tasks = fixture.broker.consume_tasks(100).await.unwrap();
         for _ in 0..MESSAGES {
-            next(&mut tasks)
-                .await
-                .ack()
-                .await
-                .unwrap();
+            next(&mut tasks).await.ack().await.unwrap();
         }
         let rate = MESSAGES as f64 / started.elapsed().as_secs_f64();
         println!("consume, prefetch 100, ack each:    {rate:>8.0} msg/s");

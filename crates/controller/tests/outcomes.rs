@@ -1,5 +1,5 @@
-//! What becomes of a task, for each kind of runner answer: the controller over a MemoryBroker,
-//! calling fake runners over real HTTP.
+//! What becomes of a task, for each kind of runner answer: the controller calling fake runners
+//! over real HTTP, on every backend (the cases at the end say which run where).
 
 mod support;
 
@@ -9,11 +9,13 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::Request;
 use axum::response::IntoResponse;
-use futures::StreamExt;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use switchyard_broker::memory::MemoryBroker;
-use switchyard_broker::{Broker, Message, ResultSource};
+use switchyard_broker::Message;
+use switchyard_broker::conformance::amqp::AmqpHarness;
+use switchyard_broker::conformance::embedded::EmbeddedHarness;
+use switchyard_broker::conformance::memory::MemoryHarness;
+use switchyard_broker::conformance::{Harness, next};
 use switchyard_controller::{ATTEMPTS_EXHAUSTED, ControllerConfig};
 use switchyard_wire::{ErrorKind, TaskError, TaskOutcome, headers};
 use tower::ServiceExt;
@@ -29,8 +31,7 @@ fn error_of(result: &switchyard_wire::TaskResult) -> &TaskError {
     }
 }
 
-#[tokio::test]
-async fn a_runner_answering_503_twice_then_200_gives_one_ok_result_after_3_attempts() {
+async fn a_runner_answering_503_twice_then_200_gives_one_ok_result_after_3_attempts<H: Harness>() {
     let runner = FakeRunner::start(|call: Incoming| async move {
         match call.n {
             1 => {
@@ -45,16 +46,18 @@ async fn a_runner_answering_503_twice_then_200_gives_one_ok_result_after_3_attem
         }
     })
     .await;
-    let broker = MemoryBroker::new();
+    let backend = Backend::<H>::open().await;
     let registry = Registry::with(vec![runner.entry("r1", &["flaky"])]);
     let config = ControllerConfig {
         token: Some("sekrit".into()),
         ..config()
     };
-    let running = start(&broker, config, &registry);
+    let running = backend.start(config, &registry);
 
-    submit(&broker, "t-flaky", "flaky", json!({"text": "hi"})).await;
-    let results = results(&broker, 1, WITHIN).await;
+    backend
+        .submit("t-flaky", "flaky", json!({"text": "hi"}))
+        .await;
+    let results = backend.results(1, WITHIN).await;
     running.stop().await.unwrap();
 
     assert_eq!(results.len(), 1);
@@ -74,15 +77,8 @@ async fn a_runner_answering_503_twice_then_200_gives_one_ok_result_after_3_attem
         ("t-flaky", "flaky", 3)
     );
     assert_eq!(result.runner.as_deref(), Some(runner.base_url.as_str()));
-    assert!(broker.dead_letters().is_empty());
-    assert_eq!(
-        (
-            broker.queued_tasks().len(),
-            broker.delayed_tasks(),
-            broker.unsettled()
-        ),
-        (0, 0, 0)
-    );
+    assert!(backend.dead_letters().await.is_empty());
+    backend.wait_for_depth(0, 0).await;
 
     let calls = runner.calls.all();
     assert_eq!(calls.len(), 3);
@@ -102,20 +98,21 @@ async fn a_runner_answering_503_twice_then_200_gives_one_ok_result_after_3_attem
     }
 }
 
-#[tokio::test]
-async fn a_dead_replica_is_failed_over_to_the_live_one() {
+async fn a_dead_replica_is_failed_over_to_the_live_one<H: Harness>() {
     let live = FakeRunner::start(|call: Incoming| async move { ok(call.payload) }).await;
-    let broker = MemoryBroker::new();
+    let backend = Backend::<H>::open().await;
     let registry = Registry::with(vec![
         entry("dead", &dead_url().await, &["echo"]),
         live.entry("live", &["echo"]),
     ]);
-    let running = start(&broker, config(), &registry);
+    let running = backend.start(config(), &registry);
 
     for n in 0..8 {
-        submit(&broker, &format!("t{n}"), "echo", json!({"n": n})).await;
+        backend
+            .submit(&format!("t{n}"), "echo", json!({"n": n}))
+            .await;
     }
-    let results = results(&broker, 8, WITHIN).await;
+    let results = backend.results(8, WITHIN).await;
     running.stop().await.unwrap();
 
     for result in &results {
@@ -126,35 +123,28 @@ async fn a_dead_replica_is_failed_over_to_the_live_one() {
             "at most the dead replica, then the live one: {result:?}"
         );
     }
-    assert!(broker.dead_letters().is_empty());
-    assert_eq!(
-        broker.delayed_tasks(),
-        0,
-        "fail-over needs no delayed retry"
-    );
+    assert!(backend.dead_letters().await.is_empty());
+    // Fail-over needs no delayed retry.
+    backend.wait_for_depth(0, 0).await;
 }
 
-#[tokio::test]
-async fn a_400_is_dead_lettered_at_once_with_the_runners_message() {
+async fn a_400_is_dead_lettered_at_once_with_the_runners_message<H: Harness>() {
     let runner = FakeRunner::start(|_call: Incoming| async {
         answer(400, json!({"message": "Task body missing field 'url'"}))
     })
     .await;
-    let broker = MemoryBroker::new();
+    let backend = Backend::<H>::open().await;
     let registry = Registry::with(vec![runner.entry("r1", &["meme_classifier"])]);
-    let running = start(&broker, config(), &registry);
+    let running = backend.start(config(), &registry);
 
     let mut task =
         Message::new(r#"{"algorithm":"meme_classifier","payload":{"link":"x"}}"#).with_id("t-400");
     task.headers.insert("x-producer".into(), "kept".into());
-    broker
-        .publish_task(task.clone(), Duration::ZERO)
-        .await
-        .unwrap();
-    let results = results(&broker, 1, WITHIN).await;
+    backend.publish(task.clone()).await;
+    let results = backend.results(1, WITHIN).await;
     running.stop().await.unwrap();
 
-    let letters = broker.dead_letters();
+    let letters = backend.dead_letters().await;
     assert_eq!(letters.len(), 1);
     assert_eq!(
         letters[0].message, task,
@@ -184,16 +174,14 @@ async fn a_400_is_dead_lettered_at_once_with_the_runners_message() {
     );
 }
 
-#[tokio::test]
-async fn a_runner_failing_every_time_exhausts_the_attempts() {
+async fn a_runner_failing_every_time_exhausts_the_attempts<H: Harness>() {
     let runner = FakeRunner::start(|_call: Incoming| async {
         answer(500, json!({"message": "Internal error", "error": "boom"}))
     })
     .await;
-    let broker = MemoryBroker::new();
+    let backend = Backend::<H>::open().await;
     let registry = Registry::with(vec![runner.entry("r1", &["broken"])]);
-    let running = start(
-        &broker,
+    let running = backend.start(
         ControllerConfig {
             max_attempts: 3,
             ..config()
@@ -201,11 +189,11 @@ async fn a_runner_failing_every_time_exhausts_the_attempts() {
         &registry,
     );
 
-    submit(&broker, "t-500", "broken", json!({})).await;
-    let results = results(&broker, 1, WITHIN).await;
+    backend.submit("t-500", "broken", json!({})).await;
+    let results = backend.results(1, WITHIN).await;
     running.stop().await.unwrap();
 
-    let letters = broker.dead_letters();
+    let letters = backend.dead_letters().await;
     assert_eq!(letters.len(), 1);
     assert_eq!(
         (letters[0].reason.as_str(), letters[0].attempts),
@@ -226,14 +214,13 @@ async fn a_runner_failing_every_time_exhausts_the_attempts() {
     assert_eq!(runner.calls.count(), 3);
 }
 
-#[tokio::test]
-async fn a_call_slower_than_its_algorithms_timeout_is_retried_then_given_up() {
+async fn a_call_slower_than_its_algorithms_timeout_is_retried_then_given_up<H: Harness>() {
     let runner = FakeRunner::start(|_call: Incoming| async {
         tokio::time::sleep(Duration::from_secs(3)).await;
         ok(json!("too late"))
     })
     .await;
-    let broker = MemoryBroker::new();
+    let backend = Backend::<H>::open().await;
     let registry = Registry::with(vec![runner.entry("r1", &["sluggish"])]);
     let mut config = ControllerConfig {
         max_attempts: 2,
@@ -241,44 +228,42 @@ async fn a_call_slower_than_its_algorithms_timeout_is_retried_then_given_up() {
     };
     config.timeouts.per_algorithm =
         BTreeMap::from([("sluggish".to_string(), Duration::from_millis(200))]);
-    let running = start(&broker, config, &registry);
+    let running = backend.start(config, &registry);
 
-    submit(&broker, "t-slow", "sluggish", json!({})).await;
-    let results = results(&broker, 1, WITHIN).await;
+    backend.submit("t-slow", "sluggish", json!({})).await;
+    let results = backend.results(1, WITHIN).await;
     running.stop().await.unwrap();
 
     let error = error_of(&results[0]);
     assert_eq!((error.kind, error.status), (ErrorKind::Unavailable, None));
     assert_eq!(error.message, "runner did not answer within 200ms");
-    assert_eq!(broker.dead_letters()[0].reason, ATTEMPTS_EXHAUSTED);
+    assert_eq!(backend.dead_letters().await[0].reason, ATTEMPTS_EXHAUSTED);
     assert_eq!(runner.calls.count(), 2);
 }
 
-#[tokio::test]
-async fn a_2xx_without_result_is_a_bad_response() {
+async fn a_2xx_without_result_is_a_bad_response<H: Harness>() {
     let runner =
         FakeRunner::start(|_call: Incoming| async { answer(200, json!({"label": "x"})) }).await;
-    let broker = MemoryBroker::new();
+    let backend = Backend::<H>::open().await;
     let registry = Registry::with(vec![runner.entry("r1", &["odd"])]);
-    let running = start(&broker, config(), &registry);
+    let running = backend.start(config(), &registry);
 
-    submit(&broker, "t-odd", "odd", json!({})).await;
-    let results = results(&broker, 1, WITHIN).await;
+    backend.submit("t-odd", "odd", json!({})).await;
+    let results = backend.results(1, WITHIN).await;
     running.stop().await.unwrap();
 
     assert_eq!(error_of(&results[0]).kind, ErrorKind::BadResponse);
     assert_eq!(
         (
-            broker.dead_letters()[0].reason.as_str(),
+            backend.dead_letters().await[0].reason.as_str(),
             runner.calls.count()
         ),
         ("bad_response", 1)
     );
 }
 
-#[tokio::test]
-async fn a_404_from_a_runner_that_dropped_the_algorithm_goes_to_the_one_that_has_it() {
-    let broker = MemoryBroker::new();
+async fn a_404_from_a_runner_that_dropped_the_algorithm_goes_to_the_one_that_has_it<H: Harness>() {
+    let backend = Backend::<H>::open().await;
     let registry = Registry::default();
     let good = FakeRunner::start(|_call: Incoming| async { ok(json!("from good")) }).await;
     let good_entry = good.entry("good", &["moved"]);
@@ -292,10 +277,10 @@ async fn a_404_from_a_runner_that_dropped_the_algorithm_goes_to_the_one_that_has
     })
     .await;
     registry.set(vec![stale.entry("stale", &["moved"])]);
-    let running = start(&broker, config(), &registry);
+    let running = backend.start(config(), &registry);
 
-    submit(&broker, "t-moved", "moved", json!({})).await;
-    let results = results(&broker, 1, WITHIN).await;
+    backend.submit("t-moved", "moved", json!({})).await;
+    let results = backend.results(1, WITHIN).await;
     running.stop().await.unwrap();
 
     assert_eq!(
@@ -308,11 +293,10 @@ async fn a_404_from_a_runner_that_dropped_the_algorithm_goes_to_the_one_that_has
         (results[0].attempts, results[0].runner.as_deref()),
         (2, Some(good.base_url.as_str()))
     );
-    assert!(broker.dead_letters().is_empty());
+    assert!(backend.dead_letters().await.is_empty());
 }
 
-#[tokio::test]
-async fn a_404_from_a_runner_still_registered_for_the_algorithm_is_permanent() {
+async fn a_404_from_a_runner_still_registered_for_the_algorithm_is_permanent<H: Harness>() {
     let runner = FakeRunner::start(|_call: Incoming| async {
         answer(
             404,
@@ -320,18 +304,18 @@ async fn a_404_from_a_runner_still_registered_for_the_algorithm_is_permanent() {
         )
     })
     .await;
-    let broker = MemoryBroker::new();
+    let backend = Backend::<H>::open().await;
     let registry = Registry::with(vec![runner.entry("r1", &["meme_classifier"])]);
-    let running = start(&broker, config(), &registry);
+    let running = backend.start(config(), &registry);
 
-    submit(
-        &broker,
-        "t-404",
-        "meme_classifier",
-        json!({"url": "http://x/missing.png"}),
-    )
-    .await;
-    let results = results(&broker, 1, WITHIN).await;
+    backend
+        .submit(
+            "t-404",
+            "meme_classifier",
+            json!({"url": "http://x/missing.png"}),
+        )
+        .await;
+    let results = backend.results(1, WITHIN).await;
     running.stop().await.unwrap();
 
     let error = error_of(&results[0]);
@@ -339,21 +323,19 @@ async fn a_404_from_a_runner_still_registered_for_the_algorithm_is_permanent() {
     assert_eq!(error.message, "Error fetching request image, received 404");
     assert_eq!(
         (
-            broker.dead_letters()[0].reason.as_str(),
+            backend.dead_letters().await[0].reason.as_str(),
             runner.calls.count()
         ),
         ("rejected", 1)
     );
 }
 
-#[tokio::test]
-async fn an_algorithm_no_runner_hosts_is_dead_lettered_after_the_deadline() {
-    let broker = MemoryBroker::new();
+async fn an_algorithm_no_runner_hosts_is_dead_lettered_after_the_deadline<H: Harness>() {
+    let backend = Backend::<H>::open().await;
     let echo = FakeRunner::start(|call: Incoming| async move { ok(call.payload) }).await;
     let registry = Registry::with(vec![echo.entry("r1", &["echo"])]);
     let deadline = Duration::from_millis(600);
-    let running = start(
-        &broker,
+    let running = backend.start(
         ControllerConfig {
             no_runner_deadline: deadline,
             ..config()
@@ -361,8 +343,8 @@ async fn an_algorithm_no_runner_hosts_is_dead_lettered_after_the_deadline() {
         &registry,
     );
 
-    submit(&broker, "t-ghost", "ghost", json!({})).await;
-    let results = results(&broker, 1, WITHIN).await;
+    backend.submit("t-ghost", "ghost", json!({})).await;
+    let results = backend.results(1, WITHIN).await;
     running.stop().await.unwrap();
 
     let error = error_of(&results[0]);
@@ -380,7 +362,7 @@ async fn an_algorithm_no_runner_hosts_is_dead_lettered_after_the_deadline() {
         "routing was retried before giving up: {:?}",
         results[0]
     );
-    let letters = broker.dead_letters();
+    let letters = backend.dead_letters().await;
     assert_eq!(
         (letters.len(), letters[0].reason.as_str()),
         (1, "no_runner")
@@ -388,24 +370,22 @@ async fn an_algorithm_no_runner_hosts_is_dead_lettered_after_the_deadline() {
     assert_eq!(echo.calls.count(), 0);
 }
 
-#[tokio::test]
-async fn bodies_that_are_not_tasks_are_dead_lettered_and_consumption_goes_on() {
+async fn bodies_that_are_not_tasks_are_dead_lettered_and_consumption_goes_on<H: Harness>() {
     let runner = FakeRunner::start(|call: Incoming| async move { ok(call.payload) }).await;
-    let broker = MemoryBroker::new();
+    let backend = Backend::<H>::open().await;
     let registry = Registry::with(vec![runner.entry("r1", &["echo"])]);
-    let running = start(&broker, config(), &registry);
+    let running = backend.start(config(), &registry);
 
     let no_id = Message::new("this is not json");
     let bad_algorithm = Message::new(r#"{"algorithm": 5}"#).with_id("t-alg");
     let no_algorithm = Message::new(r#"{"url": "http://x"}"#).with_id("t-noalg");
     for message in [&no_id, &bad_algorithm, &no_algorithm] {
-        broker
-            .publish_task(message.clone(), Duration::ZERO)
-            .await
-            .unwrap();
+        backend.publish(message.clone()).await;
     }
-    submit(&broker, "t-good", "echo", json!({"fine": true})).await;
-    let results = results(&broker, 4, WITHIN).await;
+    backend
+        .submit("t-good", "echo", json!({"fine": true}))
+        .await;
+    let results = backend.results(4, WITHIN).await;
     running.stop().await.unwrap();
 
     let by_id = |id: &str| {
@@ -415,7 +395,7 @@ async fn bodies_that_are_not_tasks_are_dead_lettered_and_consumption_goes_on() {
             .unwrap_or_else(|| panic!("no result for {id}"))
     };
     assert!(by_id("t-good").is_ok());
-    let letters = broker.dead_letters();
+    let letters = backend.dead_letters().await;
     assert_eq!(letters.len(), 3);
     assert!(
         letters
@@ -446,26 +426,22 @@ async fn bodies_that_are_not_tasks_are_dead_lettered_and_consumption_goes_on() {
     assert_eq!(runner.calls.count(), 1);
 }
 
-#[tokio::test]
-async fn a_part_two_body_goes_to_the_default_algorithm() {
+async fn a_part_two_body_goes_to_the_default_algorithm<H: Harness>() {
     let runner = FakeRunner::start(|_call: Incoming| async {
         ok(json!({"label": "matrix_morpheus", "score": 0.99}))
     })
     .await;
-    let broker = MemoryBroker::new();
+    let backend = Backend::<H>::open().await;
     let registry = Registry::with(vec![runner.entry("r1", &["meme_classifier"])]);
     let config = ControllerConfig {
         default_algorithm: Some("meme_classifier".into()),
         ..config()
     };
-    let running = start(&broker, config, &registry);
+    let running = backend.start(config, &registry);
 
     let body = r#"{"url": "http://images/morpheus.jpg"}"#;
-    broker
-        .publish_task(Message::new(body).with_id("t-part2"), Duration::ZERO)
-        .await
-        .unwrap();
-    let results = results(&broker, 1, WITHIN).await;
+    backend.publish(Message::new(body).with_id("t-part2")).await;
+    let results = backend.results(1, WITHIN).await;
     running.stop().await.unwrap();
 
     assert_eq!(results[0].algorithm, "meme_classifier");
@@ -480,44 +456,41 @@ async fn a_part_two_body_goes_to_the_default_algorithm() {
     );
 }
 
-#[tokio::test]
-async fn results_go_to_reply_to_or_else_to_the_results_queue() {
+async fn results_go_to_reply_to_or_else_to_the_results_queue<H: Harness>() {
     let runner = FakeRunner::start(|call: Incoming| async move { ok(call.payload) }).await;
-    let broker = MemoryBroker::new();
+    let backend = Backend::<H>::open().await;
     let registry = Registry::with(vec![runner.entry("r1", &["echo"])]);
-    let running = start(&broker, config(), &registry);
+    let running = backend.start(config(), &registry);
 
     let mut rpc =
         Message::new(br#"{"algorithm":"echo","payload":{"rpc":true}}"#.to_vec()).with_id("t-rpc");
-    rpc.reply_to = Some("replies-1".into());
+    let (reply_to, mut replies) = backend.harness.reply_queue().await;
+    rpc.reply_to = Some(reply_to.clone());
     rpc.correlation_id = Some("corr-9".into());
-    broker.publish_task(rpc, Duration::ZERO).await.unwrap();
-    let published = broker.wait_for_results(1, WITHIN).await;
-    submit(&broker, "t-plain", "echo", json!({"rpc": false})).await;
-    let mut queued = broker.consume_results(4).await.unwrap();
-    let plain = tokio::time::timeout(WITHIN, queued.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    backend.publish(rpc).await;
+    let reply = next(&mut replies).await;
+    backend
+        .submit("t-plain", "echo", json!({"rpc": false}))
+        .await;
+    backend.results(1, WITHIN).await;
     running.stop().await.unwrap();
 
-    assert_eq!(published[0].reply_to.as_deref(), Some("replies-1"));
-    assert_eq!(published[0].correlation_id.as_deref(), Some("corr-9"));
-    assert_eq!(decode(&published[0]).id, "t-rpc");
-    assert_eq!(plain.message.reply_to, None);
-    assert_eq!(plain.message.correlation_id.as_deref(), Some("t-plain"));
+    assert_eq!(reply.message.reply_to, Some(reply_to));
+    assert_eq!(reply.message.correlation_id.as_deref(), Some("corr-9"));
+    assert_eq!(decode(&reply.message).id, "t-rpc");
+    let queued = backend.result_messages();
+    assert_eq!(queued.len(), 1, "the reply went to its queue only");
+    assert_eq!(queued[0].reply_to, None);
+    assert_eq!(queued[0].correlation_id.as_deref(), Some("t-plain"));
     assert_eq!(
-        decode(&plain.message).outcome,
+        decode(&queued[0]).outcome,
         TaskOutcome::Ok {
             result: json!({"rpc": false})
         }
     );
-    plain.ack().await.unwrap();
 }
 
-#[tokio::test]
-async fn metrics_count_tasks_by_algorithm_and_outcome() {
+async fn metrics_count_tasks_by_algorithm_and_outcome<H: Harness>() {
     let runner = FakeRunner::start(|call: Incoming| async move {
         match call.payload["fail"].as_bool() {
             Some(true) => answer(422, json!({"message": "nope"})),
@@ -525,18 +498,17 @@ async fn metrics_count_tasks_by_algorithm_and_outcome() {
         }
     })
     .await;
-    let broker = MemoryBroker::new();
+    let backend = Backend::<H>::open().await;
     let registry = Registry::with(vec![runner.entry("r1", &["echo"])]);
-    let running = start(&broker, config(), &registry);
+    let running = backend.start(config(), &registry);
 
-    submit(&broker, "t-ok", "echo", json!({"fail": false})).await;
-    submit(&broker, "t-no", "echo", json!({"fail": true})).await;
-    broker
-        .publish_task(Message::new("garbage").with_id("t-bad"), Duration::ZERO)
-        .await
-        .unwrap();
-    results(&broker, 3, WITHIN).await;
-    eventually(WITHIN, "every task settled", || broker.unsettled() == 0).await;
+    backend.submit("t-ok", "echo", json!({"fail": false})).await;
+    backend.submit("t-no", "echo", json!({"fail": true})).await;
+    backend
+        .publish(Message::new("garbage").with_id("t-bad"))
+        .await;
+    backend.results(3, WITHIN).await;
+    backend.wait_for_depth(0, 0).await;
 
     let response = running
         .controller
@@ -571,3 +543,36 @@ async fn metrics_count_tasks_by_algorithm_and_outcome() {
         assert!(text.contains(line), "missing `{line}` in\n{text}");
     }
 }
+
+on_backend!(memory: MemoryHarness;
+    a_runner_answering_503_twice_then_200_gives_one_ok_result_after_3_attempts,
+    a_dead_replica_is_failed_over_to_the_live_one,
+    a_400_is_dead_lettered_at_once_with_the_runners_message,
+    a_runner_failing_every_time_exhausts_the_attempts,
+    a_call_slower_than_its_algorithms_timeout_is_retried_then_given_up,
+    a_2xx_without_result_is_a_bad_response,
+    a_404_from_a_runner_that_dropped_the_algorithm_goes_to_the_one_that_has_it,
+    a_404_from_a_runner_still_registered_for_the_algorithm_is_permanent,
+    an_algorithm_no_runner_hosts_is_dead_lettered_after_the_deadline,
+    bodies_that_are_not_tasks_are_dead_lettered_and_consumption_goes_on,
+    a_part_two_body_goes_to_the_default_algorithm,
+    results_go_to_reply_to_or_else_to_the_results_queue,
+    metrics_count_tasks_by_algorithm_and_outcome,
+);
+// The slow backends run the outcomes that go through the broker differently: a delayed retry
+// (delay queues, visible_at), a dead letter that keeps the task whole, and results to reply_to
+// or the results queue. How an answer is classified is the controller's, the same on any broker.
+on_backend!(embedded: EmbeddedHarness;
+    a_runner_answering_503_twice_then_200_gives_one_ok_result_after_3_attempts,
+    a_400_is_dead_lettered_at_once_with_the_runners_message,
+    a_runner_failing_every_time_exhausts_the_attempts,
+    results_go_to_reply_to_or_else_to_the_results_queue,
+);
+// Not the exhausted attempts: RabbitMQ keeps a dead letter's attempts in the message's own
+// attempts header, so the last delivery's header is not kept as it was (see the contract's
+// dead-letter case).
+on_backend!(amqp: AmqpHarness;
+    a_runner_answering_503_twice_then_200_gives_one_ok_result_after_3_attempts,
+    a_400_is_dead_lettered_at_once_with_the_runners_message,
+    results_go_to_reply_to_or_else_to_the_results_queue,
+);

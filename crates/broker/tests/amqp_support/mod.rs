@@ -5,9 +5,9 @@
 
 use lapin::{Channel, Connection, ConnectionProperties};
 use switchyard_broker::BrokerError;
+use switchyard_broker::QueueNames;
 use switchyard_broker::amqp::{AmqpConfig, QueueType};
 use switchyard_broker::conformance::amqp::{HOST, add_vhost, rabbitmqctl, test_config};
-use switchyard_broker::QueueNames;
 
 pub fn is_disconnected(error: &BrokerError) -> bool {
     matches!(error, BrokerError::Disconnected(_))

@@ -1,5 +1,6 @@
 //! Test kit: fake runners on ephemeral ports, a registry the test edits, and a controller
-//! running over a `MemoryBroker`.
+//! running over a broker of any backend, through the broker contract's harnesses
+//! (`switchyard_broker::conformance`).
 
 #![allow(dead_code)] // each test binary uses its own part of the kit
 
@@ -13,9 +14,10 @@ use axum::extract::{Json, Path};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::post;
+use futures::StreamExt;
 use serde_json::{Value, json};
-use switchyard_broker::memory::MemoryBroker;
-use switchyard_broker::{Broker, Message};
+use switchyard_broker::conformance::{Depth, Harness, wait_for_depth};
+use switchyard_broker::{Broker, DeadLetter, DeadLetterStore, Message, ResultSource};
 use switchyard_controller::{
     Backoff, Controller, ControllerConfig, ControllerError, RunnerSource, SourceError, Timeouts,
 };
@@ -219,19 +221,145 @@ pub struct Running {
     handle: JoinHandle<Result<(), ControllerError>>,
 }
 
-pub fn start(broker: &MemoryBroker, config: ControllerConfig, registry: &Registry) -> Running {
-    let broker: Arc<dyn Broker> = Arc::new(broker.clone());
-    let controller = Arc::new(Controller::new(broker, config, registry.clone()).unwrap());
-    let shutdown = CancellationToken::new();
-    let handle = tokio::spawn({
-        let controller = controller.clone();
-        let shutdown = shutdown.clone();
-        async move { controller.run(shutdown).await }
-    });
-    Running {
-        controller,
-        shutdown,
-        handle,
+/// Instantiates generic cases of a test file, `case::<H>()`, as `#[tokio::test]`s in a module
+/// named after the backend: `on_backend!(amqp: AmqpHarness; case, case)`.
+macro_rules! on_backend {
+    ($module:ident: $harness:ty; $($case:ident),+ $(,)?) => {
+        mod $module {
+            use super::*;
+
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case::<$harness>().await;
+                }
+            )+
+        }
+    };
+}
+pub(crate) use on_backend;
+
+/// A broker of one backend under a controller, and every result published to its results queue.
+pub struct Backend<H: Harness> {
+    /// Before the harness, so its consumer stops before the harness removes the queues.
+    results: ResultLog,
+    pub harness: H,
+}
+
+/// Results consumed from the results queue, in arrival order.
+struct ResultLog {
+    messages: Arc<Mutex<Vec<Message>>>,
+    consumer: JoinHandle<()>,
+}
+
+impl Drop for ResultLog {
+    fn drop(&mut self) {
+        self.consumer.abort();
+    }
+}
+
+impl<H: Harness> Backend<H> {
+    pub async fn open() -> Self {
+        Backend::around(H::open().await)
+    }
+
+    /// On a harness whose connections a test may kill.
+    pub async fn open_alone() -> Self {
+        Backend::around(H::open_alone().await)
+    }
+
+    fn around(harness: H) -> Self {
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let broker = harness.broker().clone();
+        let log = messages.clone();
+        // Consumes again when its stream ends (a lost connection), as up's collector does; a
+        // result whose ack failed comes again, so only acked ones are logged.
+        let consumer = tokio::spawn(async move {
+            loop {
+                if let Ok(mut results) = broker.consume_results(64).await {
+                    while let Some(Ok(delivery)) = results.next().await {
+                        let message = delivery.message.clone();
+                        if delivery.ack().await.is_ok() {
+                            log.lock().unwrap().push(message);
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        Backend {
+            results: ResultLog { messages, consumer },
+            harness,
+        }
+    }
+
+    pub fn broker(&self) -> Arc<dyn Broker> {
+        self.harness.broker().clone()
+    }
+
+    pub fn start(&self, config: ControllerConfig, registry: &Registry) -> Running {
+        let controller =
+            Arc::new(Controller::new(self.broker(), config, registry.clone()).unwrap());
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn({
+            let controller = controller.clone();
+            let shutdown = shutdown.clone();
+            async move { controller.run(shutdown).await }
+        });
+        Running {
+            controller,
+            shutdown,
+            handle,
+        }
+    }
+
+    pub async fn submit(&self, id: &str, algorithm: &str, payload: Value) {
+        let message = Message::new(Task::new(algorithm, payload).to_json_bytes()).with_id(id);
+        self.publish(message).await;
+    }
+
+    pub async fn publish(&self, message: Message) {
+        self.harness
+            .broker()
+            .publish_task(message, Duration::ZERO)
+            .await
+            .unwrap();
+    }
+
+    /// The results consumed so far, as messages.
+    pub fn result_messages(&self) -> Vec<Message> {
+        self.results.messages.lock().unwrap().clone()
+    }
+
+    /// The results consumed so far, decoded.
+    pub fn results_so_far(&self) -> Vec<TaskResult> {
+        self.result_messages().iter().map(decode).collect()
+    }
+
+    /// Waits for `count` results and decodes them all; panics if they do not come within
+    /// `within`.
+    pub async fn results(&self, count: usize, within: Duration) -> Vec<TaskResult> {
+        let deadline = Instant::now() + within;
+        while self.result_messages().len() < count && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let results = self.results_so_far();
+        assert!(
+            results.len() >= count,
+            "expected {count} results within {within:?}, got {}: {results:?}",
+            results.len(),
+        );
+        results
+    }
+
+    pub async fn dead_letters(&self) -> Vec<DeadLetter> {
+        let stored = self.harness.broker().list_dead_letters(1000).await.unwrap();
+        stored.into_iter().map(|stored| stored.letter).collect()
+    }
+
+    /// Waits until the task queue holds `ready` tasks and `delayed` waiting ones.
+    pub async fn wait_for_depth(&self, ready: usize, delayed: usize) {
+        wait_for_depth(&self.harness, Depth { ready, delayed }).await;
     }
 }
 
@@ -246,25 +374,8 @@ impl Running {
     }
 }
 
-pub async fn submit(broker: &MemoryBroker, id: &str, algorithm: &str, payload: Value) {
-    let message = Message::new(Task::new(algorithm, payload).to_json_bytes()).with_id(id);
-    broker.publish_task(message, Duration::ZERO).await.unwrap();
-}
-
 pub fn decode(message: &Message) -> TaskResult {
     serde_json::from_slice(&message.body).expect("a result body is a TaskResult")
-}
-
-/// Waits for `count` results and decodes them; panics if they do not come within `within`.
-pub async fn results(broker: &MemoryBroker, count: usize, within: Duration) -> Vec<TaskResult> {
-    let messages = broker.wait_for_results(count, within).await;
-    assert!(
-        messages.len() >= count,
-        "expected {count} results within {within:?}, got {}: {:?}",
-        messages.len(),
-        messages.iter().map(decode).collect::<Vec<_>>()
-    );
-    messages.iter().map(decode).collect()
 }
 
 /// Polls `condition` every 10 ms until it holds; panics after `within`.
