@@ -27,7 +27,16 @@ use tokio::sync::broadcast;
 pub use catalog::Catalog;
 pub use error::ApiError;
 pub use routes::router;
-pub use store::{TaskRecord, TaskStatus, TaskStore};
+pub use store::{Cursor, TaskRecord, TaskStatus, TaskStore};
+
+/// One page of `GET /v1/tasks`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TaskPage {
+    pub tasks: Vec<TaskRecord>,
+    /// Pass as `cursor` for the next (older) page; `null` after the last one. A page may hold
+    /// fewer than `limit` tasks when a `running`/`queued` filter drops some: follow the cursor.
+    pub next_cursor: Option<String>,
+}
 
 /// The longest a `GET /v1/tasks/{id}?wait=` may hold a connection.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -214,6 +223,44 @@ impl TaskApi {
         self.broker.publish_task(message, Duration::ZERO).await?;
         self.store.mark_published(id.to_string()).await?;
         Ok(())
+    }
+
+    /// Tasks newest first. `running` is known only on the embedded queue (a lease); elsewhere a
+    /// task a controller holds shows as `queued`.
+    pub async fn list(
+        &self,
+        state: Option<TaskStatus>,
+        algorithm: Option<String>,
+        limit: usize,
+        after: Option<Cursor>,
+    ) -> Result<TaskPage, ApiError> {
+        let stored = match state {
+            Some(TaskStatus::Running) => Some(TaskStatus::Queued),
+            other => other,
+        };
+        let query = store::ListQuery {
+            status: stored,
+            algorithm,
+            limit,
+            after,
+        };
+        let rows = self.store.list(query).await?;
+        let next_cursor = (rows.len() == limit)
+            .then(|| rows.last().map(|last| Cursor::of(last).encode()))
+            .flatten();
+        let mut tasks = Vec::with_capacity(rows.len());
+        for mut record in rows {
+            if let Some(probe) = &self.lease_probe
+                && record.status == TaskStatus::Queued
+                && probe(record.id.clone()).await
+            {
+                record.status = TaskStatus::Running;
+            }
+            if state.is_none_or(|wanted| wanted == record.status) {
+                tasks.push(record);
+            }
+        }
+        Ok(TaskPage { tasks, next_cursor })
     }
 
     /// The task's record; with `wait`, holds until it is final or the wait (capped) ends.

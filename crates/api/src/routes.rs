@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use switchyard_wire::duration::parse_duration;
 
 use crate::error::ApiError;
-use crate::{Submitted, TaskApi};
+use crate::{Cursor, Submitted, TaskApi, TaskStatus};
 
 /// The OpenAPI document of these routes, written by hand: the routes are few and the payload
 /// schemas are per algorithm, served by `GET /v1/schemas`.
@@ -29,7 +29,7 @@ pub fn router(api: TaskApi, max_body_bytes: usize) -> Router {
     let docs =
         utoipa_swagger_ui::SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", openapi);
     Router::new()
-        .route("/v1/tasks", post(submit))
+        .route("/v1/tasks", post(submit).get(list))
         .route("/v1/tasks/{id}", get(task))
         .route("/v1/algorithms", get(algorithms))
         .route("/v1/schemas", get(schemas))
@@ -111,6 +111,60 @@ async fn submit(
         Submitted::Existing(id) => (StatusCode::OK, Json(json!({"id": id}))),
     };
     Ok(answer.into_response())
+}
+
+/// Largest page of `GET /v1/tasks`.
+const MAX_PAGE: usize = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    state: Option<String>,
+    algorithm: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `GET /v1/tasks?state=&algorithm=&limit=&cursor=`: newest first, paged by cursor.
+async fn list(
+    State(api): State<TaskApi>,
+    query: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    let state = params
+        .state
+        .map(|state| {
+            TaskStatus::from_name(&state).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "state: '{state}' is not one of queued, running, done, failed, dead"
+                ))
+            })
+        })
+        .transpose()?;
+    let limit = match params.limit {
+        None => 50,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|limit| (1..=MAX_PAGE).contains(limit))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "limit: '{text}' is not a number from 1 to {MAX_PAGE}"
+                ))
+            })?,
+    };
+    let after = params
+        .cursor
+        .map(|text| {
+            Cursor::decode(&text).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "cursor: '{text}' is not a cursor this API gave (use next_cursor as it is)"
+                ))
+            })
+        })
+        .transpose()?;
+    let page = api.list(state, params.algorithm, limit, after).await?;
+    Ok(Json(page).into_response())
 }
 
 #[derive(Deserialize)]

@@ -40,6 +40,18 @@ impl TaskStatus {
         }
     }
 
+    /// A status a client names (`?state=`), strictly.
+    pub fn from_name(text: &str) -> Option<TaskStatus> {
+        Some(match text {
+            "queued" => TaskStatus::Queued,
+            "running" => TaskStatus::Running,
+            "done" => TaskStatus::Done,
+            "failed" => TaskStatus::Failed,
+            "dead" => TaskStatus::Dead,
+            _ => return None,
+        })
+    }
+
     fn parse(text: &str) -> TaskStatus {
         match text {
             "running" => TaskStatus::Running,
@@ -86,6 +98,46 @@ pub struct TaskRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     pub submitted_at_ms: u64,
+}
+
+/// Which tasks [`TaskStore::list`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    /// As stored: `Running` is never stored (see [`TaskStatus`]), so ask for `Queued`.
+    pub status: Option<TaskStatus>,
+    pub algorithm: Option<String>,
+    pub limit: usize,
+    /// Only tasks older than this one (the last of the previous page).
+    pub after: Option<Cursor>,
+}
+
+/// Where a page ends: the newest-first order is by submit time, then id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub submitted_at_ms: u64,
+    pub id: String,
+}
+
+impl Cursor {
+    pub fn of(record: &TaskRecord) -> Cursor {
+        Cursor {
+            submitted_at_ms: record.submitted_at_ms,
+            id: record.id.clone(),
+        }
+    }
+
+    /// Opaque to clients: `<ms>.<id>`.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.submitted_at_ms, self.id)
+    }
+
+    pub fn decode(text: &str) -> Option<Cursor> {
+        let (ms, id) = text.split_once('.')?;
+        Some(Cursor {
+            submitted_at_ms: ms.parse().ok()?,
+            id: id.to_owned(),
+        })
+    }
 }
 
 /// A task accepted but not yet confirmed by the broker.
@@ -136,7 +188,8 @@ impl TaskStore {
                 duration_ms INTEGER,
                 submitted_at_ms INTEGER NOT NULL
             );
-            CREATE INDEX IF NOT EXISTS tasks_unpublished ON tasks(published) WHERE published = 0;",
+            CREATE INDEX IF NOT EXISTS tasks_unpublished ON tasks(published) WHERE published = 0;
+            CREATE INDEX IF NOT EXISTS tasks_newest ON tasks(submitted_at_ms DESC, id DESC);",
         )?;
         Ok(TaskStore {
             connection: Arc::new(Mutex::new(connection)),
@@ -304,6 +357,50 @@ impl TaskStore {
                     },
                 )
                 .optional()
+        })
+        .await
+    }
+
+    /// Tasks newest first, at most `limit`, after `page.after` when given, of one status and
+    /// one algorithm when asked. Results are left out: a listing is a summary.
+    pub async fn list(&self, page: ListQuery) -> Result<Vec<TaskRecord>, StoreError> {
+        self.with(move |connection| {
+            // No cursor: before the end of time, which every row is.
+            let (after_ms, after_id) = page.after.map_or((i64::MAX, String::new()), |cursor| {
+                (cursor.submitted_at_ms as i64, cursor.id)
+            });
+            let mut statement = connection.prepare(
+                "SELECT id, algorithm, status, attempts, error, runner, duration_ms, submitted_at_ms
+                 FROM tasks
+                 WHERE (submitted_at_ms < ?1 OR (submitted_at_ms = ?1 AND id < ?2))
+                   AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR algorithm = ?4)
+                 ORDER BY submitted_at_ms DESC, id DESC LIMIT ?5",
+            )?;
+            let rows = statement.query_map(
+                params![
+                    after_ms,
+                    after_id,
+                    page.status.map(TaskStatus::as_str),
+                    page.algorithm,
+                    page.limit as i64
+                ],
+                |row| {
+                    let status: String = row.get(2)?;
+                    let error: Option<String> = row.get(4)?;
+                    Ok(TaskRecord {
+                        id: row.get(0)?,
+                        algorithm: row.get(1)?,
+                        status: TaskStatus::parse(&status),
+                        attempts: row.get(3)?,
+                        result: None,
+                        error: error.and_then(|text| serde_json::from_str(&text).ok()),
+                        runner: row.get(5)?,
+                        duration_ms: row.get::<_, Option<i64>>(6)?.map(|ms| ms as u64),
+                        submitted_at_ms: row.get::<_, i64>(7)? as u64,
+                    })
+                },
+            )?;
+            rows.collect()
         })
         .await
     }

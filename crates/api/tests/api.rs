@@ -581,3 +581,90 @@ async fn an_unreachable_discovery_is_answered_503() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_are_listed_newest_first_filtered_and_paged_by_cursor() {
+    let stack = Stack::start().await;
+    let mut echoed = Vec::new();
+    for index in 0..5 {
+        let id = stack
+            .accepted("echo", json!({"text": format!("t{index}")}))
+            .await;
+        stack.wait_final(&id).await;
+        echoed.push(id);
+    }
+    let refused = stack.accepted("refuse", json!({"reason": "no"})).await;
+    stack.wait_final(&refused).await;
+
+    let (status, page) = stack.get("/v1/tasks?limit=4").await;
+    assert_eq!(status, 200, "{page}");
+    let ids = |page: &Value| -> Vec<String> {
+        page["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|task| task["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let newest: Vec<String> = std::iter::once(refused.clone())
+        .chain(echoed.iter().rev().cloned())
+        .collect();
+    assert_eq!(ids(&page), newest[..4]);
+    assert_eq!(page["tasks"][0]["status"], "failed");
+    assert_eq!(page["tasks"][0]["error"]["kind"], "rejected");
+    assert_eq!(page["tasks"][1]["status"], "done");
+    assert!(
+        page["tasks"][1].get("result").is_none(),
+        "a listing is a summary"
+    );
+    let cursor = page["next_cursor"].as_str().expect("more pages").to_owned();
+    let (status, rest) = stack
+        .get(&format!("/v1/tasks?limit=4&cursor={cursor}"))
+        .await;
+    assert_eq!(status, 200, "{rest}");
+    assert_eq!(ids(&rest), newest[4..]);
+    assert_eq!(rest["next_cursor"], Value::Null);
+
+    let (_, done_echo) = stack.get("/v1/tasks?state=done&algorithm=echo").await;
+    assert_eq!(
+        ids(&done_echo),
+        echoed.iter().rev().cloned().collect::<Vec<_>>()
+    );
+    let (_, failed) = stack.get("/v1/tasks?state=failed").await;
+    assert_eq!(ids(&failed), [refused.clone()]);
+    let (_, none) = stack.get("/v1/tasks?algorithm=nap").await;
+    assert_eq!(none, json!({"tasks": [], "next_cursor": null}));
+
+    for (query, needle) in [
+        (
+            "state=lost",
+            "state: 'lost' is not one of queued, running, done, failed, dead",
+        ),
+        ("limit=0", "limit: '0' is not a number from 1 to 500"),
+        ("limit=501", "limit: '501'"),
+        ("limit=many", "limit: 'many'"),
+        (
+            "cursor=garbage",
+            "cursor: 'garbage' is not a cursor this API gave",
+        ),
+        ("colour=red", "unknown field `colour`"),
+    ] {
+        assert_refused(
+            stack.get(&format!("/v1/tasks?{query}")).await,
+            400,
+            &[needle],
+        );
+    }
+    let (_, openapi) = stack.get("/openapi.json").await;
+    let list = &openapi["paths"]["/v1/tasks"]["get"]["parameters"];
+    let documented: BTreeSet<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|parameter| parameter["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        documented,
+        BTreeSet::from(["state", "algorithm", "limit", "cursor"])
+    );
+}
