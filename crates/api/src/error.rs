@@ -13,6 +13,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// It existed and was pruned after its retention.
+    #[error("{0}")]
+    Gone(String),
     /// The body is over the limit.
     #[error("{0}")]
     TooLarge(String),
@@ -34,6 +37,7 @@ impl IntoResponse for ApiError {
         let (status, message) = match &self {
             ApiError::BadRequest(message) => (StatusCode::BAD_REQUEST, message.clone()),
             ApiError::NotFound(message) => (StatusCode::NOT_FOUND, message.clone()),
+            ApiError::Gone(message) => (StatusCode::GONE, message.clone()),
             ApiError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, message.clone()),
             ApiError::NotImplemented(message) => (StatusCode::NOT_IMPLEMENTED, message.clone()),
             ApiError::Unavailable(message) => {
@@ -80,9 +84,9 @@ impl From<switchyard_discovery::ClientError> for ApiError {
 impl From<switchyard_broker::BrokerError> for ApiError {
     fn from(error: switchyard_broker::BrokerError) -> Self {
         if error.is_transient() {
-            ApiError::Unavailable(format!("queue unavailable: {error}"))
+            ApiError::Unavailable(format!("queue unavailable: {error:#}"))
         } else {
-            ApiError::Internal(error.to_string())
+            ApiError::Internal(format!("{error:#}"))
         }
     }
 }

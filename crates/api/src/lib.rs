@@ -12,6 +12,7 @@
 pub mod catalog;
 pub mod collector;
 mod error;
+pub mod retention;
 mod routes;
 pub mod store;
 

@@ -195,10 +195,15 @@ async fn task(
             parse_duration(text).map_err(|e| ApiError::BadRequest(format!("wait: {e}")))?
         }
     };
-    let record = api
-        .task(id.clone(), wait)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no task with id '{id}'")))?;
+    let Some(record) = api.task(id.clone(), wait).await? else {
+        return Err(if api.store.was_pruned(id.clone()).await? {
+            ApiError::Gone(format!(
+                "task '{id}' finished and was pruned after its retention (up --retain)"
+            ))
+        } else {
+            ApiError::NotFound(format!("no task with id '{id}'"))
+        });
+    };
     Ok(Json(record).into_response())
 }
 

@@ -4,6 +4,10 @@
 //! published after the broker confirmed it; rows still unpublished at start are published again,
 //! which is what makes an accepted task survive a crash between the two steps. Results are
 //! upserted by id, so a result delivered twice (at-least-once) leaves one row.
+//!
+//! Finished tasks are pruned after a retention ([`TaskStore::prune`], run by
+//! [`crate::retention`]); a pruned task's id is kept in `pruned` so its lookup answers 410 Gone,
+//! not 404, at the cost of one short row per task (about 50 bytes).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -189,7 +193,24 @@ impl TaskStore {
                 submitted_at_ms INTEGER NOT NULL
             );
             CREATE INDEX IF NOT EXISTS tasks_unpublished ON tasks(published) WHERE published = 0;
-            CREATE INDEX IF NOT EXISTS tasks_newest ON tasks(submitted_at_ms DESC, id DESC);",
+            CREATE INDEX IF NOT EXISTS tasks_newest ON tasks(submitted_at_ms DESC, id DESC);
+            CREATE TABLE IF NOT EXISTS pruned (id TEXT PRIMARY KEY) WITHOUT ROWID;",
+        )?;
+        // Stores made before retention have no finish time: their finished tasks count as
+        // finished at the upgrade.
+        let has_finish_time = connection
+            .prepare("SELECT 1 FROM pragma_table_info('tasks') WHERE name = 'finished_at_ms'")?
+            .exists([])?;
+        if !has_finish_time {
+            connection.execute_batch(&format!(
+                "ALTER TABLE tasks ADD COLUMN finished_at_ms INTEGER;
+                 UPDATE tasks SET finished_at_ms = {} WHERE status IN ('done', 'failed', 'dead');",
+                now_ms()
+            ))?;
+        }
+        connection.execute_batch(
+            "CREATE INDEX IF NOT EXISTS tasks_finished ON tasks(finished_at_ms)
+             WHERE finished_at_ms IS NOT NULL;",
         )?;
         Ok(TaskStore {
             connection: Arc::new(Mutex::new(connection)),
@@ -296,10 +317,11 @@ impl TaskStore {
             };
             connection.execute(
                 "INSERT INTO tasks (id, algorithm, payload, published, status, attempts, result,
-                                    error, runner, duration_ms, submitted_at_ms)
-                 VALUES (?1, ?2, 'null', 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                                    error, runner, duration_ms, submitted_at_ms, finished_at_ms)
+                 VALUES (?1, ?2, 'null', 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
                  ON CONFLICT(id) DO UPDATE SET status = ?3, attempts = ?4, result = ?5, error = ?6,
-                                               runner = ?7, duration_ms = ?8, published = 1",
+                                               runner = ?7, duration_ms = ?8, published = 1,
+                                               finished_at_ms = ?9",
                 params![
                     result.id,
                     result.algorithm,
@@ -323,7 +345,8 @@ impl TaskStore {
             let transaction = connection.transaction()?;
             for id in ids {
                 transaction.execute(
-                    "UPDATE tasks SET status = 'queued', result = NULL, error = NULL WHERE id = ?1",
+                    "UPDATE tasks SET status = 'queued', result = NULL, error = NULL,
+                                      finished_at_ms = NULL WHERE id = ?1",
                     [id],
                 )?;
             }
@@ -357,6 +380,54 @@ impl TaskStore {
                     },
                 )
                 .optional()
+        })
+        .await
+    }
+
+    /// Forgets up to `batch` tasks that finished before `finished_before_ms` (Unix ms),
+    /// remembering their ids as pruned; the number forgotten. Batches keep each write short, so
+    /// submissions are never held up behind a large prune.
+    pub async fn prune(&self, finished_before_ms: i64, batch: usize) -> Result<usize, StoreError> {
+        self.with(move |connection| {
+            let transaction = connection.transaction()?;
+            let selected = "SELECT id FROM tasks WHERE finished_at_ms < ?1 LIMIT ?2";
+            transaction.execute(
+                &format!("INSERT OR IGNORE INTO pruned (id) {selected}"),
+                params![finished_before_ms, batch as i64],
+            )?;
+            let pruned = transaction.execute(
+                &format!("DELETE FROM tasks WHERE id IN ({selected})"),
+                params![finished_before_ms, batch as i64],
+            )?;
+            transaction.commit()?;
+            Ok(pruned)
+        })
+        .await
+    }
+
+    /// Drops the payloads of up to `batch` tasks that finished before `finished_before_ms`,
+    /// keeping their results; the number dropped.
+    pub async fn drop_payloads(
+        &self,
+        finished_before_ms: i64,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        self.with(move |connection| {
+            connection.execute(
+                "UPDATE tasks SET payload = 'null' WHERE id IN (
+                     SELECT id FROM tasks WHERE finished_at_ms < ?1 AND payload != 'null' LIMIT ?2)",
+                params![finished_before_ms, batch as i64],
+            )
+        })
+        .await
+    }
+
+    /// Whether `id` was a task pruned after its retention.
+    pub async fn was_pruned(&self, id: String) -> Result<bool, StoreError> {
+        self.with(move |connection| {
+            connection
+                .prepare("SELECT 1 FROM pruned WHERE id = ?1")?
+                .exists([id])
         })
         .await
     }
@@ -421,7 +492,7 @@ impl TaskStore {
 }
 
 /// Unix milliseconds; SQLite integers are signed.
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as i64)
@@ -507,6 +578,40 @@ mod tests {
         assert_eq!(record.status, TaskStatus::Done);
         assert_eq!(record.result, Some(json!({"length": 1})));
         assert_eq!(store.counts().await.unwrap(), vec![(TaskStatus::Done, 1)]);
+    }
+
+    #[tokio::test]
+    async fn finished_tasks_lose_their_payload_then_themselves_and_queued_ones_stay() {
+        let (_dir, store) = store();
+        for id in ["done", "queued"] {
+            store
+                .insert(id.into(), "echo".into(), json!({"text": id}), None)
+                .await
+                .unwrap();
+        }
+        store.record_result(ok_result("done")).await.unwrap();
+        let later = now_ms() + 1_000;
+        assert_eq!(store.drop_payloads(later, 10).await.unwrap(), 1);
+        assert_eq!(store.drop_payloads(later, 10).await.unwrap(), 0, "once");
+        assert!(
+            store
+                .get("done".into())
+                .await
+                .unwrap()
+                .unwrap()
+                .result
+                .is_some()
+        );
+        assert_eq!(
+            store.prune(now_ms() - 60_000, 10).await.unwrap(),
+            0,
+            "not old enough"
+        );
+        assert_eq!(store.prune(later, 10).await.unwrap(), 1);
+        assert_eq!(store.get("done".into()).await.unwrap(), None);
+        assert!(store.was_pruned("done".into()).await.unwrap());
+        assert!(!store.was_pruned("queued".into()).await.unwrap());
+        assert!(store.get("queued".into()).await.unwrap().is_some());
     }
 
     #[tokio::test]

@@ -668,3 +668,54 @@ async fn tasks_are_listed_newest_first_filtered_and_paged_by_cursor() {
         BTreeSet::from(["state", "algorithm", "limit", "cursor"])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_pruned_after_its_retention_is_gone_not_unknown() {
+    use switchyard_api::retention::{Retention, prune_once};
+    let stack = Stack::start().await;
+    let finished = stack.accepted("echo", json!({"text": "old"})).await;
+    stack.wait_final(&finished).await;
+    stack.stop_controller().await;
+    let waiting = stack
+        .accepted("echo", json!({"text": "still queued"}))
+        .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+
+    let keep_a_minute = Retention {
+        tasks: Some(Duration::from_secs(60)),
+        payloads: None,
+    };
+    assert_eq!(
+        prune_once(&stack.store, keep_a_minute, now).await.unwrap(),
+        (0, 0)
+    );
+    assert_eq!(stack.get(&format!("/v1/tasks/{finished}")).await.0, 200);
+
+    // A minute and a second later, the finished task is past its retention; the queued one
+    // is never pruned, however old.
+    let later = now + 61_000;
+    assert_eq!(
+        prune_once(&stack.store, keep_a_minute, later)
+            .await
+            .unwrap(),
+        (1, 0)
+    );
+    assert_refused(
+        stack.get(&format!("/v1/tasks/{finished}")).await,
+        410,
+        &[&format!(
+            "task '{finished}' finished and was pruned after its retention"
+        )],
+    );
+    assert_eq!(stack.get(&format!("/v1/tasks/{waiting}")).await.0, 200);
+    assert_refused(
+        stack.get("/v1/tasks/never-submitted").await,
+        404,
+        &["no task with id 'never-submitted'"],
+    );
+    let (_, listed) = stack.get("/v1/tasks").await;
+    assert_eq!(listed["tasks"].as_array().unwrap().len(), 1, "{listed}");
+}

@@ -215,7 +215,7 @@ impl AmqpBroker {
     /// wrong credentials or conflicting queue arguments fail here rather than on first use.
     pub async fn connect(config: AmqpConfig) -> Result<Self, BrokerError> {
         let mut uri = lapin::uri::AMQPUri::from_str(&config.url)
-            .map_err(|error| BrokerError::Fatal(format!("invalid AMQP URL: {error}")))?;
+            .map_err(|error| BrokerError::fatal("invalid AMQP URL").caused_by(error))?;
         uri.query.frame_max.get_or_insert(DEFAULT_FRAME_MAX);
         let topology = Arc::new(Topology::new(
             config.queues,
@@ -285,7 +285,7 @@ impl AmqpBroker {
                         Published::Returned(reason) => {
                             // Reconnecting declares the topology, and so the queue, again.
                             self.publishers.forget_current();
-                            Err(BrokerError::NotConfirmed(format!(
+                            Err(BrokerError::not_confirmed(format!(
                                 "{route} did not take the message ({reason}); \
                                  it is declared again on the next connection"
                             )))

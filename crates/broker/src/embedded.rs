@@ -66,15 +66,15 @@ impl EmbeddedConfig {
 
     fn validate(&self) -> Result<(), BrokerError> {
         if self.lease < Self::MIN_LEASE {
-            return Err(BrokerError::Fatal(format!(
+            return Err(BrokerError::fatal(format!(
                 "embedded queue lease {:?} is shorter than the minimum {:?}",
                 self.lease,
                 Self::MIN_LEASE
             )));
         }
         if self.poll_interval.is_zero() {
-            return Err(BrokerError::Fatal(
-                "embedded queue poll interval must not be zero".into(),
+            return Err(BrokerError::fatal(
+                "embedded queue poll interval must not be zero",
             ));
         }
         Ok(())

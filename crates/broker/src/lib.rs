@@ -165,23 +165,94 @@ pub trait DeadLetterStore: Send + Sync + 'static {
     async fn requeue_dead_letters(&self, keys: Option<&[String]>) -> Result<usize, BrokerError>;
 }
 
-/// A broker failure, saying whether trying again can help.
+/// What caused a broker failure: lapin's, SQLite's or the OS's own error, or a broker failure
+/// underneath (the last refused connection attempt).
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A broker failure, saying whether trying again can help: what Switchyard was doing, and the
+/// cause as its `source`. `{}` shows the first, `{:#}` both, joined by ": " as anyhow does.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     /// The connection or channel is gone; reconnecting and retrying will likely work.
-    #[error("broker connection lost: {0}")]
-    Disconnected(String),
+    Disconnected {
+        context: String,
+        #[source]
+        source: Option<Cause>,
+    },
     /// The broker refused the publish (nack, queue limit): retry later.
-    #[error("broker did not confirm the publish: {0}")]
-    NotConfirmed(String),
+    NotConfirmed {
+        context: String,
+        #[source]
+        source: Option<Cause>,
+    },
     /// Misconfiguration or a broken store: retrying the same thing will fail the same way.
-    #[error("broker error: {0}")]
-    Fatal(String),
+    Fatal {
+        context: String,
+        #[source]
+        source: Option<Cause>,
+    },
 }
 
 impl BrokerError {
+    pub fn disconnected(context: impl Into<String>) -> Self {
+        BrokerError::Disconnected {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    pub fn not_confirmed(context: impl Into<String>) -> Self {
+        BrokerError::NotConfirmed {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    pub fn fatal(context: impl Into<String>) -> Self {
+        BrokerError::Fatal {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// The same failure, caused by `cause`.
+    pub fn caused_by(mut self, cause: impl Into<Cause>) -> Self {
+        let (BrokerError::Disconnected { source, .. }
+        | BrokerError::NotConfirmed { source, .. }
+        | BrokerError::Fatal { source, .. }) = &mut self;
+        *source = Some(cause.into());
+        self
+    }
+
+    /// What Switchyard was doing, without the kind's prefix or the cause.
+    pub fn context(&self) -> &str {
+        let (BrokerError::Disconnected { context, .. }
+        | BrokerError::NotConfirmed { context, .. }
+        | BrokerError::Fatal { context, .. }) = self;
+        context
+    }
+
     pub fn is_transient(&self) -> bool {
-        !matches!(self, BrokerError::Fatal(_))
+        !matches!(self, BrokerError::Fatal { .. })
+    }
+}
+
+impl std::fmt::Display for BrokerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            BrokerError::Disconnected { .. } => "broker connection lost",
+            BrokerError::NotConfirmed { .. } => "broker did not confirm the publish",
+            BrokerError::Fatal { .. } => "broker error",
+        };
+        write!(f, "{kind}: {}", self.context())?;
+        if f.alternate() {
+            let mut cause = std::error::Error::source(self);
+            while let Some(error) = cause {
+                write!(f, ": {error}")?;
+                cause = error.source();
+            }
+        }
+        Ok(())
     }
 }
 

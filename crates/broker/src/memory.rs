@@ -108,8 +108,8 @@ impl State {
             return Ok(());
         }
         self.failing_publishes -= 1;
-        Err(BrokerError::NotConfirmed(
-            "memory broker told to refuse this publish".into(),
+        Err(BrokerError::not_confirmed(
+            "memory broker told to refuse this publish",
         ))
     }
 }
@@ -325,7 +325,7 @@ struct MemoryAcker {
 
 impl MemoryAcker {
     fn lost(&self) -> BrokerError {
-        BrokerError::Disconnected(format!(
+        BrokerError::disconnected(format!(
             "delivery {} belongs to a lost connection and was requeued",
             self.tag
         ))
@@ -477,10 +477,13 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["a", "b"]
         );
-        assert!(matches!(a.ack().await, Err(BrokerError::Disconnected(_))));
+        assert!(matches!(
+            a.ack().await,
+            Err(BrokerError::Disconnected { .. })
+        ));
         assert!(matches!(
             b.requeue().await,
-            Err(BrokerError::Disconnected(_))
+            Err(BrokerError::Disconnected { .. })
         ));
         assert_eq!(
             broker.queued_tasks().len(),
@@ -522,7 +525,7 @@ mod tests {
         };
         assert!(matches!(
             broker.publish_task(task("a"), Duration::ZERO).await,
-            Err(BrokerError::NotConfirmed(_))
+            Err(BrokerError::NotConfirmed { .. })
         ));
         assert!(broker.publish_result(Message::new("r")).await.is_err());
         assert!(broker.dead_letter(letter.clone()).await.is_err());

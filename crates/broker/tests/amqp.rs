@@ -201,8 +201,9 @@ async fn a_deleted_queue_fails_the_publish_then_is_declared_again() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, BrokerError::NotConfirmed(text) if text.contains(&results)),
-        "{error}"
+        matches!(&error, BrokerError::NotConfirmed { .. })
+            && format!("{error:#}").contains(&results),
+        "{error:#}"
     );
     assert!(error.is_transient());
 
@@ -363,9 +364,18 @@ async fn redeclaring_a_queue_with_another_type_is_fatal() {
     let mut quorum = classic.config.clone();
     quorum.queue_type = QueueType::Quorum;
     let error = AmqpBroker::connect(quorum).await.err().unwrap();
+    assert!(matches!(&error, BrokerError::Fatal { .. }), "{error:#}");
+    // RabbitMQ's own words, as lapin's error: the cause, not a copy of its text.
+    let cause = std::error::Error::source(&error).expect("a cause");
+    assert!(cause.downcast_ref::<lapin::Error>().is_some(), "{cause:?}");
+    assert!(cause.to_string().contains("PRECONDITION_FAILED"), "{cause}");
     assert!(
-        matches!(&error, BrokerError::Fatal(text) if text.contains("PRECONDITION_FAILED")),
+        !error.to_string().contains("PRECONDITION_FAILED"),
         "{error}"
+    );
+    assert!(
+        format!("{error:#}").contains("PRECONDITION_FAILED"),
+        "{error:#}"
     );
 }
 
@@ -375,7 +385,7 @@ async fn wrong_credentials_and_unknown_vhosts_are_fatal() {
     config.url = "amqp://guest:wrong@127.0.0.1:5672/%2f".into();
     let started = Instant::now();
     let error = AmqpBroker::connect(config.clone()).await.err().unwrap();
-    assert!(matches!(error, BrokerError::Fatal(_)), "{error}");
+    assert!(matches!(error, BrokerError::Fatal { .. }), "{error}");
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "retried a refusal"
@@ -383,11 +393,13 @@ async fn wrong_credentials_and_unknown_vhosts_are_fatal() {
 
     config.url = "amqp://guest:guest@127.0.0.1:5672/no-such-vhost".into();
     let error = AmqpBroker::connect(config.clone()).await.err().unwrap();
-    assert!(matches!(error, BrokerError::Fatal(_)), "{error}");
+    assert!(matches!(error, BrokerError::Fatal { .. }), "{error}");
 
     config.url = "not a url".into();
     let error = AmqpBroker::connect(config).await.err().unwrap();
-    assert!(matches!(&error, BrokerError::Fatal(text) if text.starts_with("invalid AMQP URL")));
+    assert!(
+        matches!(&error, BrokerError::Fatal { context: text, .. } if text.starts_with("invalid AMQP URL"))
+    );
 }
 
 #[tokio::test]

@@ -110,9 +110,8 @@ async fn a_delay_queue_with_other_properties_is_fatal_and_says_how_to_fix_it() {
     );
     declare_and_publish_the_series_way(&vhost, &delay_queue, &[]).await;
     let error = AmqpBroker::connect(config).await.err().expect("fatal");
-    let BrokerError::Fatal(text) = &error else {
-        panic!("expected a fatal error, got {error}");
-    };
+    assert!(matches!(error, BrokerError::Fatal { .. }), "{error:#}");
+    let text = format!("{error:#}");
     for needed in [
         format!("delay queue '{delay_queue}'"),
         "inequivalent arg".to_owned(),
@@ -131,7 +130,7 @@ async fn series_properties_cannot_be_quorum() {
     config.queue_type = QueueType::Quorum;
     let error = AmqpBroker::connect(config).await.err().expect("refused");
     assert!(
-        matches!(&error, BrokerError::Fatal(text) if text.contains("--queue-type quorum")),
+        matches!(&error, BrokerError::Fatal { context: text, .. } if text.contains("--queue-type quorum")),
         "{error}"
     );
 }

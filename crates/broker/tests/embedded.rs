@@ -60,7 +60,7 @@ async fn a_dead_letter_key_that_is_not_a_number_is_fatal() {
         .requeue_dead_letters(Some(&["nope".into()]))
         .await
         .unwrap_err();
-    assert!(matches!(error, BrokerError::Fatal(_)), "{error}");
+    assert!(matches!(error, BrokerError::Fatal { .. }), "{error}");
 }
 
 #[tokio::test]
@@ -370,10 +370,19 @@ async fn unusable_files_and_settings_are_refused_as_fatal() {
         .await
         .err()
         .expect("a file that is not SQLite");
-    assert!(matches!(error, BrokerError::Fatal(_)), "{error}");
+    assert!(matches!(error, BrokerError::Fatal { .. }), "{error}");
     assert!(
         error.to_string().contains("garbage"),
         "names the file: {error}"
+    );
+    let cause = std::error::Error::source(&error).expect("SQLite's reason");
+    assert!(
+        cause.downcast_ref::<rusqlite::Error>().is_some(),
+        "{cause:?}"
+    );
+    assert!(
+        format!("{error:#}").ends_with(&format!(": {cause}")),
+        "{error:#}"
     );
 
     let future = dir.path().join("future.sqlite");
@@ -393,7 +402,7 @@ async fn unusable_files_and_settings_are_refused_as_fatal() {
         .await
         .err()
         .expect("a directory that does not exist");
-    assert!(matches!(error, BrokerError::Fatal(_)), "{error}");
+    assert!(matches!(error, BrokerError::Fatal { .. }), "{error}");
 
     let path = dir.path().join("queue.sqlite");
     let too_short = config(Duration::from_millis(1));
@@ -414,7 +423,7 @@ async fn unusable_files_and_settings_are_refused_as_fatal() {
 
     let broker = open(&path, LONG_LEASE).await;
     let error = broker.consume_tasks(0).await.err().expect("prefetch 0");
-    assert!(matches!(error, BrokerError::Fatal(_)), "{error}");
+    assert!(matches!(error, BrokerError::Fatal { .. }), "{error}");
 }
 
 #[tokio::test]

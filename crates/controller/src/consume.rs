@@ -76,7 +76,7 @@ async fn consume(
                 }
             }
             Err(error) if error.is_transient() => {
-                tracing::warn!(%error, "cannot consume tasks");
+                tracing::warn!(error = %format_args!("{error:#}"), "cannot consume tasks");
             }
             Err(error) => return Err(ControllerError::Broker(error)),
         }
@@ -115,7 +115,7 @@ async fn pump(
         };
         let delivery = match next {
             Some(Ok(delivery)) => delivery,
-            Some(Err(error)) => return StreamEnd::Lost(error.to_string()),
+            Some(Err(error)) => return StreamEnd::Lost(format!("{error:#}")),
             None => return StreamEnd::Lost("the broker ended the stream".into()),
         };
         *failures = 0;

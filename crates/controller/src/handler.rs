@@ -99,11 +99,11 @@ impl Worker {
         match settled {
             Ok(()) => {
                 if let Err(error) = delivery.ack().await {
-                    tracing::warn!(task_id = %received.id, %error, "ack failed: the task will be delivered again");
+                    tracing::warn!(task_id = %received.id, error = %format_args!("{error:#}"), "ack failed: the task will be delivered again");
                 }
             }
             Err(error) => {
-                tracing::warn!(task_id = %received.id, %error, "publishing the outcome failed: requeueing the task");
+                tracing::warn!(task_id = %received.id, error = %format_args!("{error:#}"), "publishing the outcome failed: requeueing the task");
                 // A pause, so a broker refusing every publish does not turn this into a hot loop.
                 tokio::select! {
                     () = tokio::time::sleep(self.config.backoff.base) => {}
@@ -296,7 +296,7 @@ async fn give_back(delivery: Delivery, task_id: &str) {
     match delivery.requeue().await {
         Ok(()) => tracing::info!(task_id, "requeued unfinished task"),
         Err(error) => tracing::warn!(
-            task_id, %error,
+            task_id, error = %format_args!("{error:#}"),
             "requeue failed: the broker redelivers the task once the connection closes"
         ),
     }

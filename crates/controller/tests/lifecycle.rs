@@ -270,7 +270,7 @@ struct MissingQueue;
 #[async_trait]
 impl Broker for MissingQueue {
     async fn consume_tasks(&self, _prefetch: u16) -> Result<Deliveries, BrokerError> {
-        Err(BrokerError::Fatal("queue 'tasks' does not exist".into()))
+        Err(BrokerError::fatal("queue 'tasks' does not exist"))
     }
     async fn publish_task(&self, _message: Message, _delay: Duration) -> Result<(), BrokerError> {
         unreachable!("nothing is consumed, so nothing is published")
@@ -293,7 +293,7 @@ async fn a_fatal_broker_error_stops_the_controller_with_it() {
         .unwrap_err();
     assert!(matches!(
         error,
-        ControllerError::Broker(BrokerError::Fatal(_))
+        ControllerError::Broker(BrokerError::Fatal { .. })
     ));
     assert_eq!(
         error.to_string(),

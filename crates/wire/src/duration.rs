@@ -1,9 +1,9 @@
 //! Durations as people write them in flags, config files and query strings: `30s`, `500ms`,
-//! `2m`, `1h`, or a bare number of seconds.
+//! `2m`, `1h`, `7d`, or a bare number of seconds.
 
 use std::time::Duration;
 
-/// Parses `500ms`, `30s`, `2m`, `1h`, `1.5s` or `30` (seconds).
+/// Parses `500ms`, `30s`, `2m`, `1h`, `7d`, `1.5s` or `30` (seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -18,9 +18,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" | "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
+        "d" => value * 86400.0,
         other => {
             return Err(format!(
-                "unknown unit '{other}' in '{text}' (use ms, s, m or h)"
+                "unknown unit '{other}' in '{text}' (use ms, s, m, h or d)"
             ));
         }
     };
@@ -37,6 +38,7 @@ mod tests {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
     }
 

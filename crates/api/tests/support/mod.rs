@@ -39,8 +39,10 @@ pub struct Stack {
     pub url: String,
     pub runner_url: String,
     pub broker: MemoryBroker,
-    /// The API's state, for what HTTP cannot reach (the store, republishing).
+    /// The API's state, for what HTTP cannot reach (republishing).
     pub api: TaskApi,
+    /// The API's task store, for what runs beside the API (the pruner).
+    pub store: TaskStore,
     pub http: reqwest::Client,
     discovery: DiscoveryClient,
     /// Stops the controller alone, so a test can look at tasks nobody consumes.
@@ -101,9 +103,10 @@ impl Stack {
             store.clone(),
             Catalog::new(discovery.clone()),
         );
+        let store_for_tests = store.clone();
         tokio::spawn(switchyard_api::collector::collect_results(
             Arc::new(broker.clone()),
-            store,
+            store_for_tests.clone(),
             api.finished_sender(),
             shutdown.clone(),
         ));
@@ -120,6 +123,7 @@ impl Stack {
             runner_url,
             broker,
             api,
+            store: store_for_tests,
             http: reqwest::Client::new(),
             discovery,
             controller: CancellationToken::new(),

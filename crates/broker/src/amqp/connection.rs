@@ -69,11 +69,14 @@ impl<S: Session> Link<S> {
         loop {
             let session = self.session(deadline, &mut backoff).await?;
             match op(session.clone()).await {
-                Err(BrokerError::Disconnected(reason)) => {
-                    warn!(connection = self.name, %reason, "connection lost; retrying on a new one");
+                Err(lost @ BrokerError::Disconnected { .. }) => {
+                    warn!(
+                        connection = self.name,
+                        "connection lost; retrying on a new one: {lost:#}"
+                    );
                     self.forget(&session);
                     if !backoff.pause_before(deadline).await {
-                        return Err(BrokerError::Disconnected(reason));
+                        return Err(lost);
                     }
                 }
                 outcome => return outcome,
@@ -125,18 +128,20 @@ impl<S: Session> Link<S> {
                     info!(connection = self.name, "connected");
                     return Ok(session);
                 }
-                Ok(Err(BrokerError::Disconnected(error) | BrokerError::NotConfirmed(error))) => {
-                    error
-                }
-                Ok(Err(fatal)) => return Err(fatal),
-                Err(_elapsed) => "connection attempt timed out".to_owned(),
+                Ok(Err(fatal @ BrokerError::Fatal { .. })) => return Err(fatal),
+                Ok(Err(transient)) => transient,
+                Err(_elapsed) => BrokerError::disconnected("connection attempt timed out"),
             };
-            warn!(connection = self.name, %error, "cannot connect to RabbitMQ");
+            warn!(
+                connection = self.name,
+                "cannot connect to RabbitMQ: {error:#}"
+            );
             if !backoff.pause_before(deadline).await {
-                return Err(BrokerError::Disconnected(format!(
-                    "no connection to RabbitMQ within {:?}: {error}",
+                return Err(BrokerError::disconnected(format!(
+                    "no connection to RabbitMQ within {:?}",
                     self.reconnect_timeout
-                )));
+                ))
+                .caused_by(error));
             }
         }
     }
@@ -175,12 +180,9 @@ fn connect_error(uri: &lapin::uri::AMQPUri, error: lapin::Error) -> BrokerError 
         )),
         _ => None,
     };
-    match (broker_error("connecting", error), advice) {
-        (BrokerError::Fatal(text), Some(advice)) => BrokerError::Fatal(format!("{text}; {advice}")),
-        (BrokerError::Disconnected(text), Some(advice)) => {
-            BrokerError::Disconnected(format!("{text}; {advice}"))
-        }
-        (other, _) => other,
+    match advice {
+        Some(advice) => broker_error(&format!("connecting; {advice}"), error),
+        None => broker_error("connecting", error),
     }
 }
 

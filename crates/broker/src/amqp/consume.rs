@@ -110,9 +110,7 @@ async fn consume_on(
                 Box::new(acker),
             ))
         }
-        Err(error) => Err(BrokerError::Disconnected(format!(
-            "consumer stopped: {error}"
-        ))),
+        Err(error) => Err(BrokerError::disconnected("consumer stopped").caused_by(error)),
     });
     Ok(deliveries.boxed())
 }
@@ -147,7 +145,7 @@ impl Acknowledge for AmqpAcker {
 pub(crate) fn settled(method: &str, outcome: lapin::Result<bool>) -> Result<(), BrokerError> {
     match outcome {
         Ok(true) => Ok(()),
-        Ok(false) => Err(BrokerError::Disconnected(format!(
+        Ok(false) => Err(BrokerError::disconnected(format!(
             "{method}: the channel that delivered this message is closed; \
              the broker delivers it again"
         ))),

@@ -155,7 +155,7 @@ fn header_text(value: &AMQPValue) -> Option<String> {
 
 fn short(what: &str, value: &str) -> Result<ShortString, BrokerError> {
     ShortString::try_new(value).map_err(|error| {
-        BrokerError::Fatal(format!("{what} does not fit an AMQP short string: {error}"))
+        BrokerError::fatal(format!("{what} does not fit an AMQP short string")).caused_by(error)
     })
 }
 
@@ -191,7 +191,9 @@ mod tests {
     fn values_that_do_not_fit_amqp_are_fatal() {
         let message = task().with_id("x".repeat(256));
         let error = properties_of(&message).unwrap_err();
-        assert!(matches!(error, BrokerError::Fatal(text) if text.starts_with("message id")));
+        assert!(
+            matches!(error, BrokerError::Fatal { context: text, .. } if text.starts_with("message id"))
+        );
     }
 
     #[test]

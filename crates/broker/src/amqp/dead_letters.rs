@@ -76,7 +76,7 @@ where
     .await;
     close(&channel).await;
     outcome.map(|()| requeued).map_err(|error: BrokerError| {
-        warn!(requeued, %error, "requeueing dead letters stopped");
+        warn!(requeued, "requeueing dead letters stopped: {error:#}");
         error
     })
 }

@@ -9,31 +9,31 @@ use crate::BrokerError;
 /// [`BrokerError`]: connection trouble is `Disconnected` (reconnecting helps), a refusal the
 /// broker would repeat (missing permission, conflicting queue arguments) is `Fatal`.
 pub(crate) fn broker_error(context: &str, error: lapin::Error) -> BrokerError {
-    let text = format!("{context}: {error}");
-    match error.kind() {
+    let kind = match error.kind() {
         ErrorKind::ProtocolError(amqp) => match amqp.kind() {
             AMQPErrorKind::Soft(AMQPSoftError::NOROUTE | AMQPSoftError::NOCONSUMERS) => {
-                BrokerError::NotConfirmed(text)
+                BrokerError::not_confirmed
             }
             // Another connection holds the exclusive queue; it may let go.
-            AMQPErrorKind::Soft(AMQPSoftError::RESOURCELOCKED) => BrokerError::Disconnected(text),
-            AMQPErrorKind::Soft(_) => BrokerError::Fatal(text),
+            AMQPErrorKind::Soft(AMQPSoftError::RESOURCELOCKED) => BrokerError::disconnected,
+            AMQPErrorKind::Soft(_) => BrokerError::fatal,
             AMQPErrorKind::Hard(
                 AMQPHardError::CONNECTIONFORCED
                 | AMQPHardError::RESOURCEERROR
                 | AMQPHardError::INTERNALERROR,
-            ) => BrokerError::Disconnected(text),
+            ) => BrokerError::disconnected,
             // Unknown vhost, refused access, or a protocol violation: the same again fails again.
-            AMQPErrorKind::Hard(_) => BrokerError::Fatal(text),
+            AMQPErrorKind::Hard(_) => BrokerError::fatal,
         },
         ErrorKind::IOError(_)
         | ErrorKind::InvalidChannel(_)
         | ErrorKind::InvalidChannelState(..)
         | ErrorKind::InvalidConnectionState(_)
         | ErrorKind::MissingHeartbeatError
-        | ErrorKind::ChannelsLimitReached => BrokerError::Disconnected(text),
-        _ => BrokerError::Fatal(text),
-    }
+        | ErrorKind::ChannelsLimitReached => BrokerError::disconnected,
+        _ => BrokerError::fatal,
+    };
+    kind(context).caused_by(error)
 }
 
 #[cfg(test)]
@@ -50,12 +50,12 @@ mod tests {
         let io = lapin::Error::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
         assert!(matches!(
             broker_error("basic.publish", io),
-            BrokerError::Disconnected(text) if text.starts_with("basic.publish: ")
+            BrokerError::Disconnected { context, source: Some(_) } if context == "basic.publish"
         ));
         let forced = protocol(AMQPErrorKind::Hard(AMQPHardError::CONNECTIONFORCED));
         assert!(matches!(
             broker_error("x", forced),
-            BrokerError::Disconnected(_)
+            BrokerError::Disconnected { .. }
         ));
     }
 
@@ -68,7 +68,7 @@ mod tests {
         ] {
             assert!(matches!(
                 broker_error("x", protocol(kind)),
-                BrokerError::Fatal(_)
+                BrokerError::Fatal { .. }
             ));
         }
     }
@@ -78,7 +78,7 @@ mod tests {
         let no_route = protocol(AMQPErrorKind::Soft(AMQPSoftError::NOROUTE));
         assert!(matches!(
             broker_error("x", no_route),
-            BrokerError::NotConfirmed(_)
+            BrokerError::NotConfirmed { .. }
         ));
     }
 }

@@ -24,7 +24,7 @@ impl Publishers {
     pub(crate) fn channel(&self, route: &Route) -> Result<&Channel, BrokerError> {
         self.fixed
             .get(route)
-            .ok_or_else(|| BrokerError::Fatal(format!("no publishing channel for {route}")))
+            .ok_or_else(|| BrokerError::fatal(format!("no publishing channel for {route}")))
     }
 
     pub(crate) fn replies(&self) -> &Channel {
@@ -106,10 +106,10 @@ pub(crate) async fn publish(
             "{} {} for routing key '{}'",
             returned.reply_code, returned.reply_text, returned.delivery.routing_key
         ))),
-        Confirmation::Nack(_) => Err(BrokerError::NotConfirmed(format!(
+        Confirmation::Nack(_) => Err(BrokerError::not_confirmed(format!(
             "the broker nacked the publish to {route}"
         ))),
-        Confirmation::NotRequested => Err(BrokerError::Fatal(
+        Confirmation::NotRequested => Err(BrokerError::fatal(
             "publisher confirms are off on a publishing channel".to_owned(),
         )),
     }

@@ -83,7 +83,7 @@ impl Topology {
         delay_tiers: &[Duration],
     ) -> Result<Self, BrokerError> {
         if task_queue == TaskQueueProperties::Series && queue_type == QueueType::Quorum {
-            return Err(BrokerError::Fatal(
+            return Err(BrokerError::fatal(
                 "--task-queue-properties series declares a classic queue that is not durable, \
                  and --queue-type quorum a durable replicated one: choose one"
                     .to_owned(),
@@ -96,14 +96,14 @@ impl Topology {
         tiers.sort_unstable();
         tiers.dedup();
         if tiers.first().is_none_or(|&shortest| shortest == 0) {
-            return Err(BrokerError::Fatal(
+            return Err(BrokerError::fatal(
                 "delay tiers must be at least one, each at least 1 ms".to_owned(),
             ));
         }
         let names = [&queues.tasks, &queues.results, &queues.dead];
         if let Some(long) = names.iter().find(|name| name.len() > 200) {
             // Leaves room for the `.delay.<ms>` suffix within AMQP's 255-byte names.
-            return Err(BrokerError::Fatal(format!(
+            return Err(BrokerError::fatal(format!(
                 "queue name '{long}' is longer than 200 bytes"
             )));
         }
@@ -267,13 +267,13 @@ impl Topology {
             .await
             .map_err(|refusal| {
                 if is_inequivalent(&refusal) {
-                    BrokerError::Fatal(format!(
+                    BrokerError::fatal(format!(
                         "delay queue '{queue}' exists with other properties than Switchyard \
-                         declares ({}); it holds only retries waiting for their delay: delete it \
+                         declares; it holds only retries waiting for their delay: delete it \
                          (rabbitmqctl delete_queue {queue}) or use the --queue-type it was \
-                         declared with",
-                        amqp_reply_text(&refusal)
+                         declared with"
                     ))
+                    .caused_by(refusal)
                 } else {
                     error(refusal)
                 }
@@ -497,7 +497,7 @@ mod tests {
                 TaskQueueProperties::Switchyard,
                 &tiers,
             );
-            assert!(matches!(error, Err(BrokerError::Fatal(_))));
+            assert!(matches!(error, Err(BrokerError::Fatal { .. })));
         }
     }
 
@@ -510,7 +510,7 @@ mod tests {
             &[Duration::from_secs(1)],
         );
         assert!(
-            matches!(&error, Err(BrokerError::Fatal(text)) if text.contains("choose one")),
+            matches!(&error, Err(BrokerError::Fatal { context: text, .. }) if text.contains("choose one")),
             "{error:?}"
         );
     }

@@ -287,7 +287,7 @@ pub async fn a_delivery_of_a_dead_connection_comes_back_and_its_late_ack_fails<H
     // The broker has already handed it to someone else: settling it is void.
     let late = orphan.ack().await;
     assert!(
-        matches!(late, Err(BrokerError::Disconnected(_))),
+        matches!(late, Err(BrokerError::Disconnected { .. })),
         "a late ack from a dead connection: {late:?}"
     );
     again.ack().await.unwrap();

@@ -22,8 +22,8 @@ pub(super) fn consume(
     prefetch: u16,
 ) -> Result<Deliveries, BrokerError> {
     if prefetch == 0 {
-        return Err(BrokerError::Fatal(
-            "prefetch 0 would never deliver anything; use at least 1".into(),
+        return Err(BrokerError::fatal(
+            "prefetch 0 would never deliver anything; use at least 1",
         ));
     }
     let consumer = Consumer {
@@ -118,7 +118,7 @@ impl Consumer {
                     poll.min(Duration::from_millis(until))
                 }),
                 Err(error) if error.is_transient() => {
-                    tracing::warn!(queue = %self.queue, "cannot take a message, retrying: {error}");
+                    tracing::warn!(queue = %self.queue, "cannot take a message, retrying: {error:#}");
                     poll
                 }
                 Err(error) => return Err(error),
@@ -162,7 +162,7 @@ impl Drop for Consumer {
             runtime.spawn(async move {
                 for delivery in unseen {
                     if let Err(error) = delivery.requeue().await {
-                        tracing::warn!("cannot hand back an unseen delivery: {error}");
+                        tracing::warn!("cannot hand back an unseen delivery: {error:#}");
                     }
                 }
             });
@@ -197,10 +197,10 @@ fn renew_until_settled(
                     return;
                 }
                 Err(error) if error.is_transient() => {
-                    tracing::warn!(task = ?task, "cannot renew a lease, retrying: {error}");
+                    tracing::warn!(task = ?task, "cannot renew a lease, retrying: {error:#}");
                 }
                 Err(error) => {
-                    tracing::error!(task = ?task, "cannot renew a lease: {error}");
+                    tracing::error!(task = ?task, "cannot renew a lease: {error:#}");
                     return;
                 }
             }
@@ -226,7 +226,7 @@ impl Lease {
     /// (which it will process again), or it was already settled. Like an ack on a closed AMQP
     /// channel: this holder's settlement is void.
     fn lost(&self) -> BrokerError {
-        BrokerError::Disconnected(format!(
+        BrokerError::disconnected(format!(
             "lease on message {:?} ran out and it was taken again",
             self.task
         ))

@@ -128,7 +128,7 @@ pub(super) fn parse_keys(keys: &[String]) -> Result<Vec<i64>, BrokerError> {
         .iter()
         .map(|key| {
             key.parse().map_err(|_| {
-                BrokerError::Fatal(format!(
+                BrokerError::fatal(format!(
                     "{key:?} is not a dead-letter key of the embedded queue"
                 ))
             })

@@ -7,7 +7,7 @@
 //! acks cost one fsync between them instead of one each.
 
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode};
@@ -81,7 +81,7 @@ impl Store {
                 }
             })
             .map_err(|error| {
-                BrokerError::Fatal(format!("cannot start the SQLite thread: {error}"))
+                BrokerError::fatal("cannot start the SQLite thread").caused_by(error)
             })?;
         open_result.await.map_err(|_| stopped())??;
         Ok(Store { jobs })
@@ -107,12 +107,12 @@ trait Job: Send {
     /// Runs the operation inside the open transaction; its answer waits for the commit.
     fn run(self: Box<Self>, db: &Connection) -> Box<dyn Pending>;
     /// The transaction could not start: answers without running.
-    fn fail(self: Box<Self>, error: &rusqlite::Error);
+    fn fail(self: Box<Self>, error: &Shared);
 }
 
 /// An operation that ran and waits for its transaction's fate.
 trait Pending: Send {
-    fn settle(self: Box<Self>, commit: Result<(), &rusqlite::Error>);
+    fn settle(self: Box<Self>, commit: Result<(), &Shared>);
 }
 
 struct Operation<T, F> {
@@ -141,17 +141,17 @@ where
         })
     }
 
-    fn fail(self: Box<Self>, error: &rusqlite::Error) {
-        let _ = self.reply.send(Err(classify(self.what, error)));
+    fn fail(self: Box<Self>, error: &Shared) {
+        let _ = self.reply.send(Err(classify(self.what, error.clone())));
     }
 }
 
 impl<T: Send> Pending for Ran<T> {
-    fn settle(self: Box<Self>, commit: Result<(), &rusqlite::Error>) {
+    fn settle(self: Box<Self>, commit: Result<(), &Shared>) {
         let answer = match (self.outcome, commit) {
             (Ok(value), Ok(())) => Ok(value),
-            (Err(error), _) => Err(classify(self.what, &error)),
-            (Ok(_), Err(error)) => Err(classify(self.what, error)),
+            (Err(error), _) => Err(classify(self.what, Arc::new(error))),
+            (Ok(_), Err(error)) => Err(classify(self.what, error.clone())),
         };
         // The caller may have given up waiting; the work is done either way.
         let _ = self.reply.send(answer);
@@ -185,11 +185,12 @@ fn serve(db: &Connection, queued: &mpsc::Receiver<Box<dyn Job>>) {
         // IMMEDIATE takes the write lock up front (waiting up to busy_timeout for another
         // process): a take's SELECT and UPDATE then see and change the same state.
         if let Err(error) = db.execute_batch("BEGIN IMMEDIATE") {
+            let error = Arc::new(error);
             group.into_iter().for_each(|job| job.fail(&error));
             continue;
         }
         let ran: Vec<Box<dyn Pending>> = group.into_iter().map(|job| job.run(db)).collect();
-        let commit = db.execute_batch("COMMIT");
+        let commit = db.execute_batch("COMMIT").map_err(Arc::new);
         if commit.is_err() && !db.is_autocommit() {
             let _ = db.execute_batch("ROLLBACK");
         }
@@ -201,14 +202,14 @@ fn serve(db: &Connection, queued: &mpsc::Receiver<Box<dyn Job>>) {
 
 fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, BrokerError> {
     let unusable = |why: String| {
-        BrokerError::Fatal(format!("cannot use queue file {}: {why}", path.display()))
+        BrokerError::fatal(format!("cannot use queue file {}: {why}", path.display()))
     };
-    let db = Connection::open(path).map_err(|error| open_error(path, &error))?;
+    let db = Connection::open(path).map_err(|error| open_error(path, error))?;
     db.busy_timeout(busy_timeout)
-        .map_err(|error| open_error(path, &error))?;
+        .map_err(|error| open_error(path, error))?;
     let mode: String = db
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-        .map_err(|error| open_error(path, &error))?;
+        .map_err(|error| open_error(path, error))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(unusable(format!(
             "it cannot use write-ahead logging (journal mode {mode})"
@@ -217,12 +218,12 @@ fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, Br
     // FULL syncs the WAL on every commit: a confirmed publish survives a power cut, not just a
     // killed process (NORMAL would only promise the latter).
     db.pragma_update(None, "synchronous", "FULL")
-        .map_err(|error| open_error(path, &error))?;
+        .map_err(|error| open_error(path, error))?;
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(|error| open_error(path, &error))?;
+        .map_err(|error| open_error(path, error))?;
     match version {
-        0 => create_schema(&db).map_err(|error| open_error(path, &error))?,
+        0 => create_schema(&db).map_err(|error| open_error(path, error))?,
         SCHEMA_VERSION => {}
         newer => {
             return Err(unusable(format!(
@@ -248,19 +249,22 @@ fn create_schema(db: &Connection) -> rusqlite::Result<()> {
     }
 }
 
-fn open_error(path: &Path, error: &rusqlite::Error) -> BrokerError {
-    match classify("open the queue file", error) {
-        BrokerError::Fatal(_) => BrokerError::Fatal(format!(
-            "cannot open queue file {}: {error}",
-            path.display()
-        )),
+fn open_error(path: &Path, error: rusqlite::Error) -> BrokerError {
+    match classify("open the queue file", Arc::new(error)) {
+        BrokerError::Fatal { source, .. } => BrokerError::Fatal {
+            context: format!("cannot open queue file {}", path.display()),
+            source,
+        },
         transient => transient,
     }
 }
 
 /// Busy, locked, full or failing disks pass; anything else (a corrupt or foreign file, a bug)
 /// fails the same way again.
-fn classify(what: &str, error: &rusqlite::Error) -> BrokerError {
+/// One failed commit answers every job of its group: each error keeps the same cause.
+type Shared = Arc<rusqlite::Error>;
+
+fn classify(what: &str, error: Shared) -> BrokerError {
     let transient = matches!(
         error.sqlite_error_code(),
         Some(
@@ -270,13 +274,18 @@ fn classify(what: &str, error: &rusqlite::Error) -> BrokerError {
                 | ErrorCode::SystemIoFailure
         )
     );
-    if transient {
-        BrokerError::Disconnected(format!("SQLite queue cannot {what} for now: {error}"))
+    let kind = if transient {
+        BrokerError::disconnected(format!("SQLite queue cannot {what} for now"))
     } else {
-        BrokerError::Fatal(format!("SQLite queue failed to {what}: {error}"))
+        BrokerError::fatal(format!("SQLite queue failed to {what}"))
+    };
+    // Shared only by the jobs of one failed commit; otherwise SQLite's error itself.
+    match Arc::try_unwrap(error) {
+        Ok(error) => kind.caused_by(error),
+        Err(shared) => kind.caused_by(shared),
     }
 }
 
 fn stopped() -> BrokerError {
-    BrokerError::Fatal("the SQLite queue thread stopped".into())
+    BrokerError::fatal("the SQLite queue thread stopped")
 }

@@ -10,7 +10,7 @@ use switchyard_broker::amqp::{AmqpConfig, QueueType};
 use switchyard_broker::conformance::amqp::{HOST, add_vhost, rabbitmqctl, test_config};
 
 pub fn is_disconnected(error: &BrokerError) -> bool {
-    matches!(error, BrokerError::Disconnected(_))
+    matches!(error, BrokerError::Disconnected { .. })
 }
 
 /// A vhost of its own with no broker connected yet, for tests that declare queues the way

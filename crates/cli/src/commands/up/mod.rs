@@ -64,6 +64,14 @@ pub struct Args {
     max_attempts: u32,
     #[command(flatten)]
     token: TokenFlags,
+    /// How long finished tasks are kept in the task store, e.g. `7d`, or `forever`; a pruned
+    /// task's lookup answers 410 Gone.
+    #[arg(long, env = "SWITCHYARD_RETAIN", default_value = "7d")]
+    retain: Keep,
+    /// How long finished tasks' payloads are kept (their results stay until --retain), or
+    /// `forever` [default: forever].
+    #[arg(long, env = "SWITCHYARD_RETAIN_PAYLOADS", default_value = "forever")]
+    retain_payloads: Keep,
     /// Run the bundled samples through the queue, print the answers, and exit.
     #[arg(long)]
     demo: bool,
@@ -205,6 +213,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     components.spawn(named(
+        "pruner",
+        switchyard_api::retention::prune(
+            store.clone(),
+            switchyard_api::retention::Retention {
+                tasks: args.retain.0,
+                payloads: args.retain_payloads.0,
+            },
+            shutdown.clone(),
+        )
+        .map(Ok),
+    ));
+    components.spawn(named(
         "result collector",
         switchyard_api::collector::collect_results(
             backend.results.clone(),
@@ -312,5 +332,20 @@ async fn wait_until_ready(api_url: &str, names: &[String], limit: Duration) -> a
             "algorithms not ready after {limit:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How long something is kept: a duration (`7d`, `12h`), or `forever` (`None`).
+#[derive(Debug, Clone, Copy)]
+struct Keep(Option<Duration>);
+
+impl std::str::FromStr for Keep {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "forever" => Ok(Keep(None)),
+            other => switchyard_wire::duration::parse_duration(other).map(|keep| Keep(Some(keep))),
+        }
     }
 }

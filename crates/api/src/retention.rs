@@ -1,0 +1,98 @@
+//! Prunes finished tasks from the store after their retention, in the background, a batch at a
+//! time, so the store does not grow without bound and submissions never wait on a long write.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{TaskStore, now_ms};
+
+/// How long finished tasks are kept; `None` keeps them forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// After this long a finished task is forgotten (its lookup answers 410 Gone).
+    pub tasks: Option<Duration>,
+    /// After this long a finished task's payload is dropped and its result kept; large inputs
+    /// (images) can go long before the answers about them.
+    pub payloads: Option<Duration>,
+}
+
+impl Retention {
+    /// A week, as Celery's result backends default to a day and users ask for longer.
+    pub const DEFAULT: Retention = Retention {
+        tasks: Some(Duration::from_secs(7 * 24 * 3600)),
+        payloads: None,
+    };
+
+    /// How often to look: often enough that nothing outlives its retention by more than a tenth
+    /// of it, never more than once a second or less than once a minute.
+    fn interval(&self) -> Option<Duration> {
+        [self.tasks, self.payloads]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|shortest| (shortest / 10).clamp(Duration::from_secs(1), Duration::from_secs(60)))
+    }
+}
+
+/// Rows changed per write: small enough that a submit waits at most a few milliseconds.
+const BATCH: usize = 500;
+
+/// Prunes until `shutdown`; returns at once when nothing is ever pruned.
+pub async fn prune(store: TaskStore, retention: Retention, shutdown: CancellationToken) {
+    let Some(interval) = retention.interval() else {
+        return;
+    };
+    loop {
+        match prune_once(&store, retention, now_ms()).await {
+            Ok((0, 0)) => {}
+            Ok((tasks, payloads)) => {
+                tracing::info!(
+                    tasks,
+                    payloads,
+                    "pruned finished tasks past their retention"
+                )
+            }
+            Err(error) => {
+                tracing::warn!("pruning the task store failed, trying again later: {error}")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// One pass at `now_ms`: (tasks forgotten, payloads dropped).
+pub async fn prune_once(
+    store: &TaskStore,
+    retention: Retention,
+    now_ms: i64,
+) -> Result<(usize, usize), crate::store::StoreError> {
+    let before =
+        |keep: Duration| now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+    let mut forgotten = 0;
+    if let Some(keep) = retention.tasks {
+        loop {
+            let pruned = store.prune(before(keep), BATCH).await?;
+            forgotten += pruned;
+            if pruned < BATCH {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+    let mut dropped = 0;
+    if let Some(keep) = retention.payloads {
+        loop {
+            let changed = store.drop_payloads(before(keep), BATCH).await?;
+            dropped += changed;
+            if changed < BATCH {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+    Ok((forgotten, dropped))
+}
