@@ -510,7 +510,7 @@ mod tests {
         }
         assert_eq!(broker.results(), [unheard, answered.clone()]);
         assert_eq!(next(&mut replies).await.message, answered);
-        assert!(broker.state().replies.get("nobody-waits-here").is_none());
+        assert!(!broker.state().replies.contains_key("nobody-waits-here"));
     }
 
     #[tokio::test]
