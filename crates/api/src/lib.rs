@@ -166,6 +166,7 @@ impl TaskApi {
             self.publish(
                 &task.id,
                 Task::new(task.algorithm.clone(), task.payload.clone()),
+                task.deadline_ms,
             )
             .await?;
         }
@@ -177,6 +178,7 @@ impl TaskApi {
         algorithm: String,
         payload: Value,
         idempotency_key: Option<String>,
+        deadline_ms: Option<u64>,
     ) -> Result<Submitted, ApiError> {
         if let Err(refusal) = self.catalog.check(&algorithm, &payload).await? {
             let (reason, error): (_, fn(String) -> ApiError) = match refusal {
@@ -198,6 +200,7 @@ impl TaskApi {
                 algorithm.clone(),
                 payload.clone(),
                 idempotency_key,
+                deadline_ms,
             )
             .await?;
         if let store::Inserted::Existing(existing) = inserted {
@@ -205,7 +208,7 @@ impl TaskApi {
             return Ok(Submitted::Existing(existing));
         }
         if let Err(error) = self
-            .publish(&id, Task::new(algorithm.clone(), payload))
+            .publish(&id, Task::new(algorithm.clone(), payload), deadline_ms)
             .await
         {
             self.store.remove(id).await?;
@@ -219,8 +222,19 @@ impl TaskApi {
         Ok(Submitted::New(id))
     }
 
-    async fn publish(&self, id: &str, task: Task) -> Result<(), ApiError> {
-        let message = Message::new(task.to_json_bytes()).with_id(id);
+    async fn publish(
+        &self,
+        id: &str,
+        task: Task,
+        deadline_ms: Option<u64>,
+    ) -> Result<(), ApiError> {
+        let mut message = Message::new(task.to_json_bytes()).with_id(id);
+        if let Some(deadline_ms) = deadline_ms {
+            message.headers.insert(
+                switchyard_wire::headers::DEADLINE_MS.into(),
+                deadline_ms.to_string(),
+            );
+        }
         self.broker.publish_task(message, Duration::ZERO).await?;
         self.store.mark_published(id.to_string()).await?;
         Ok(())

@@ -49,6 +49,32 @@ struct SubmitRequest {
     algorithm: String,
     #[serde(default = "empty_object")]
     payload: Value,
+    /// RFC 3339: past it the task is never run and its result is `expired`.
+    deadline: Option<String>,
+    /// The same as a duration from now (`30s`).
+    ttl: Option<String>,
+}
+
+impl SubmitRequest {
+    /// The deadline in Unix ms, from `deadline` or `ttl` (not both), checked.
+    fn deadline_ms(&self) -> Result<Option<u64>, ApiError> {
+        let now = switchyard_wire::deadline::now_ms();
+        let bad = |field: &str, reason: String| {
+            ApiError::BadRequest(format!("invalid field '{field}': {reason}"))
+        };
+        match (&self.deadline, &self.ttl) {
+            (Some(_), Some(_)) => Err(ApiError::BadRequest(
+                "give 'deadline' or 'ttl', not both".into(),
+            )),
+            (Some(deadline), None) => switchyard_wire::deadline::parse_deadline(deadline, now)
+                .map(Some)
+                .map_err(|reason| bad("deadline", reason)),
+            (None, Some(ttl)) => switchyard_wire::deadline::deadline_after(ttl, now)
+                .map(Some)
+                .map_err(|reason| bad("ttl", reason)),
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 fn empty_object() -> Value {
@@ -89,6 +115,7 @@ async fn submit(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let request: SubmitRequest = parse_body(body)?;
+    let deadline_ms = request.deadline_ms()?;
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,
         Some(value) => {
@@ -104,7 +131,12 @@ async fn submit(
         }
     };
     let answer = match api
-        .submit(request.algorithm, request.payload, idempotency_key)
+        .submit(
+            request.algorithm,
+            request.payload,
+            idempotency_key,
+            deadline_ms,
+        )
         .await?
     {
         Submitted::New(id) => (StatusCode::ACCEPTED, Json(json!({"id": id}))),
@@ -136,7 +168,7 @@ async fn list(
         .map(|state| {
             TaskStatus::from_name(&state).ok_or_else(|| {
                 ApiError::BadRequest(format!(
-                    "state: '{state}' is not one of queued, running, done, failed, dead"
+                    "state: '{state}' is not one of queued, running, done, failed, dead, expired"
                 ))
             })
         })

@@ -31,6 +31,8 @@ pub enum TaskStatus {
     Failed,
     /// Given up on: no runner, or every attempt failed transiently. Replay once the cause is fixed.
     Dead,
+    /// Its deadline (or ttl) passed before a runner answered it.
+    Expired,
 }
 
 impl TaskStatus {
@@ -41,6 +43,7 @@ impl TaskStatus {
             TaskStatus::Done => "done",
             TaskStatus::Failed => "failed",
             TaskStatus::Dead => "dead",
+            TaskStatus::Expired => "expired",
         }
     }
 
@@ -52,6 +55,7 @@ impl TaskStatus {
             "done" => TaskStatus::Done,
             "failed" => TaskStatus::Failed,
             "dead" => TaskStatus::Dead,
+            "expired" => TaskStatus::Expired,
             _ => return None,
         })
     }
@@ -62,6 +66,7 @@ impl TaskStatus {
             "done" => TaskStatus::Done,
             "failed" => TaskStatus::Failed,
             "dead" => TaskStatus::Dead,
+            "expired" => TaskStatus::Expired,
             _ => TaskStatus::Queued,
         }
     }
@@ -69,7 +74,7 @@ impl TaskStatus {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            TaskStatus::Done | TaskStatus::Failed | TaskStatus::Dead
+            TaskStatus::Done | TaskStatus::Failed | TaskStatus::Dead | TaskStatus::Expired
         )
     }
 
@@ -81,6 +86,7 @@ impl TaskStatus {
                 ErrorKind::InvalidTask | ErrorKind::Rejected | ErrorKind::BadResponse => {
                     TaskStatus::Failed
                 }
+                ErrorKind::Expired => TaskStatus::Expired,
             },
         }
     }
@@ -150,6 +156,7 @@ pub struct Unpublished {
     pub id: String,
     pub algorithm: String,
     pub payload: Value,
+    pub deadline_ms: Option<u64>,
 }
 
 /// The outcome of an insert.
@@ -198,16 +205,13 @@ impl TaskStore {
         )?;
         // Stores made before retention have no finish time: their finished tasks count as
         // finished at the upgrade.
-        let has_finish_time = connection
-            .prepare("SELECT 1 FROM pragma_table_info('tasks') WHERE name = 'finished_at_ms'")?
-            .exists([])?;
-        if !has_finish_time {
-            connection.execute_batch(&format!(
-                "ALTER TABLE tasks ADD COLUMN finished_at_ms INTEGER;
-                 UPDATE tasks SET finished_at_ms = {} WHERE status IN ('done', 'failed', 'dead');",
-                now_ms()
-            ))?;
+        if add_column_if_missing(&connection, "finished_at_ms INTEGER")? {
+            connection.execute(
+                "UPDATE tasks SET finished_at_ms = ?1 WHERE status IN ('done', 'failed', 'dead')",
+                [now_ms()],
+            )?;
         }
+        add_column_if_missing(&connection, "deadline_ms INTEGER")?;
         connection.execute_batch(
             "CREATE INDEX IF NOT EXISTS tasks_finished ON tasks(finished_at_ms)
              WHERE finished_at_ms IS NOT NULL;",
@@ -241,6 +245,7 @@ impl TaskStore {
         algorithm: String,
         payload: Value,
         idempotency_key: Option<String>,
+        deadline_ms: Option<u64>,
     ) -> Result<Inserted, StoreError> {
         self.with(move |connection| {
             let transaction = connection.transaction()?;
@@ -257,9 +262,17 @@ impl TaskStore {
                 }
             }
             transaction.execute(
-                "INSERT INTO tasks (id, algorithm, payload, idempotency_key, status, submitted_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5)",
-                params![id, algorithm, payload.to_string(), idempotency_key, now_ms()],
+                "INSERT INTO tasks (id, algorithm, payload, idempotency_key, status, submitted_at_ms,
+                                    deadline_ms)
+                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)",
+                params![
+                    id,
+                    algorithm,
+                    payload.to_string(),
+                    idempotency_key,
+                    now_ms(),
+                    deadline_ms.map(|ms| ms as i64)
+                ],
             )?;
             transaction.commit()?;
             Ok(Inserted::New)
@@ -288,14 +301,16 @@ impl TaskStore {
     /// Tasks accepted before a crash whose publish was never confirmed.
     pub async fn unpublished(&self) -> Result<Vec<Unpublished>, StoreError> {
         self.with(|connection| {
-            let mut statement = connection
-                .prepare("SELECT id, algorithm, payload FROM tasks WHERE published = 0")?;
+            let mut statement = connection.prepare(
+                "SELECT id, algorithm, payload, deadline_ms FROM tasks WHERE published = 0",
+            )?;
             let rows = statement.query_map([], |row| {
                 let payload: String = row.get(2)?;
                 Ok(Unpublished {
                     id: row.get(0)?,
                     algorithm: row.get(1)?,
                     payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
+                    deadline_ms: row.get::<_, Option<i64>>(3)?.map(|ms| ms as u64),
                 })
             })?;
             rows.collect()
@@ -491,6 +506,19 @@ impl TaskStore {
     }
 }
 
+/// Adds `column` (a name and a type) to `tasks` unless a store made before it has it; whether it
+/// was added.
+fn add_column_if_missing(connection: &Connection, column: &str) -> rusqlite::Result<bool> {
+    let name = column.split_whitespace().next().unwrap_or(column);
+    let present = connection
+        .prepare("SELECT 1 FROM pragma_table_info('tasks') WHERE name = ?1")?
+        .exists([name])?;
+    if !present {
+        connection.execute_batch(&format!("ALTER TABLE tasks ADD COLUMN {column}"))?;
+    }
+    Ok(!present)
+}
+
 /// Unix milliseconds; SQLite integers are signed.
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -527,11 +555,11 @@ mod tests {
         let (_dir, store) = store();
         let key = Some("k1".to_string());
         let first = store
-            .insert("a".into(), "echo".into(), json!({}), key.clone())
+            .insert("a".into(), "echo".into(), json!({}), key.clone(), None)
             .await
             .unwrap();
         let second = store
-            .insert("b".into(), "echo".into(), json!({}), key)
+            .insert("b".into(), "echo".into(), json!({}), key, None)
             .await
             .unwrap();
         assert_eq!(first, Inserted::New);
@@ -543,11 +571,17 @@ mod tests {
     async fn unpublished_tasks_are_found_until_marked() {
         let (_dir, store) = store();
         store
-            .insert("a".into(), "echo".into(), json!({"text": "x"}), None)
+            .insert(
+                "a".into(),
+                "echo".into(),
+                json!({"text": "x"}),
+                None,
+                Some(4_102_444_800_000),
+            )
             .await
             .unwrap();
         store
-            .insert("b".into(), "echo".into(), json!({}), None)
+            .insert("b".into(), "echo".into(), json!({}), None, None)
             .await
             .unwrap();
         store.mark_published("b".into()).await.unwrap();
@@ -557,7 +591,8 @@ mod tests {
             vec![Unpublished {
                 id: "a".into(),
                 algorithm: "echo".into(),
-                payload: json!({"text": "x"})
+                payload: json!({"text": "x"}),
+                deadline_ms: Some(4_102_444_800_000),
             }]
         );
     }
@@ -566,7 +601,7 @@ mod tests {
     async fn results_are_recorded_once_per_id() {
         let (_dir, store) = store();
         store
-            .insert("a".into(), "echo".into(), json!({}), None)
+            .insert("a".into(), "echo".into(), json!({}), None, None)
             .await
             .unwrap();
         assert_eq!(
@@ -585,7 +620,7 @@ mod tests {
         let (_dir, store) = store();
         for id in ["done", "queued"] {
             store
-                .insert(id.into(), "echo".into(), json!({"text": id}), None)
+                .insert(id.into(), "echo".into(), json!({"text": id}), None, None)
                 .await
                 .unwrap();
         }

@@ -75,7 +75,13 @@ async fn long_poll_returns_the_queued_record_when_nothing_finishes() {
     stack
         .api
         .store()
-        .insert("stuck-1".into(), "echo".into(), json!({"text": "x"}), None)
+        .insert(
+            "stuck-1".into(),
+            "echo".into(),
+            json!({"text": "x"}),
+            None,
+            None,
+        )
         .await
         .unwrap();
     let started = Instant::now();
@@ -524,6 +530,7 @@ async fn tasks_accepted_but_never_confirmed_are_republished_at_start() {
                 "echo".into(),
                 json!({"text": format!("survivor {n}")}),
                 None,
+                None,
             )
             .await
             .unwrap();
@@ -638,7 +645,7 @@ async fn tasks_are_listed_newest_first_filtered_and_paged_by_cursor() {
     for (query, needle) in [
         (
             "state=lost",
-            "state: 'lost' is not one of queued, running, done, failed, dead",
+            "state: 'lost' is not one of queued, running, done, failed, dead, expired",
         ),
         ("limit=0", "limit: '0' is not a number from 1 to 500"),
         ("limit=501", "limit: '501'"),

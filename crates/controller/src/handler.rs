@@ -114,13 +114,22 @@ impl Worker {
         }
     }
 
-    /// Routes and calls until the task succeeds, fails for good, or must wait for a retry.
+    /// Routes and calls until the task succeeds, fails for good, expires, or must wait for a
+    /// retry.
     async fn decide(&self, received: &Received, algorithm: &str, payload: Bytes) -> Verdict {
-        let timeout = self.config.timeouts.for_algorithm(algorithm);
         let mut attempt = received.prior_attempts;
         let mut tried: Vec<String> = Vec::new();
         let mut last_runner = None;
+        let mut last_error = None;
         loop {
+            // The runner gets the time left when that is shorter than the algorithm's timeout.
+            let mut timeout = self.config.timeouts.for_algorithm(algorithm);
+            if let Some(left) = received.time_left(now_ms()) {
+                if left.is_zero() {
+                    return expired(attempt, last_runner, last_error.as_ref());
+                }
+                timeout = timeout.min(left);
+            }
             attempt += 1;
             let Some(replica) = self.route(algorithm, &tried).await else {
                 return self.no_runner(received, algorithm, attempt, last_runner);
@@ -175,6 +184,7 @@ impl Worker {
                 status = error.status, error = %error.message, "attempt failed"
             );
             last_runner = Some(replica.base_url);
+            last_error = Some(error.clone());
             tried.push(replica.id);
             if attempt >= self.config.max_attempts {
                 return Verdict::Failed {
@@ -189,6 +199,12 @@ impl Worker {
                 continue;
             }
             let delay = self.jitter(attempt).max(retry_after.unwrap_or_default());
+            if received
+                .time_left(now_ms())
+                .is_some_and(|left| left <= delay)
+            {
+                return expired(attempt, last_runner, Some(&error));
+            }
             return Verdict::Retry {
                 delay,
                 attempts: attempt,
@@ -246,12 +262,24 @@ impl Worker {
                 known.join(", ")
             }
         );
+        let delay = self.jitter(attempt);
+        if received
+            .time_left(now_ms())
+            .is_some_and(|left| left <= delay)
+        {
+            let error = TaskError {
+                kind: ErrorKind::NoRunner,
+                message,
+                status: None,
+            };
+            return expired(attempt, last_runner, Some(&error));
+        }
         match self.config.no_runner_deadline.checked_sub(waited) {
             Some(remaining) if !remaining.is_zero() => {
                 tracing::info!(task_id = %received.id, algorithm, attempt, waited_ms = waited.as_millis() as u64, "no runner yet");
                 Verdict::Retry {
                     // Never past the deadline, so the last try happens right at it.
-                    delay: self.jitter(attempt).min(remaining),
+                    delay: delay.min(remaining),
                     attempts: attempt,
                     error: TaskError {
                         kind: ErrorKind::NoRunner,
@@ -288,6 +316,26 @@ impl Worker {
         } else {
             UNROUTED
         }
+    }
+}
+
+/// The task's deadline passed before a runner answered it, after `attempts` tries.
+fn expired(attempts: u32, runner: Option<String>, last_error: Option<&TaskError>) -> Verdict {
+    let message = match last_error {
+        Some(error) => format!(
+            "the task's deadline passed before a runner answered it (last error: {})",
+            error.message
+        ),
+        None => "the task's deadline passed before a runner took it: it was not run".to_owned(),
+    };
+    Verdict::Expired {
+        error: TaskError {
+            kind: ErrorKind::Expired,
+            message,
+            status: None,
+        },
+        attempts,
+        runner,
     }
 }
 

@@ -18,6 +18,8 @@ pub(crate) struct Received {
     pub prior_attempts: u32,
     /// When the task was first consumed (ms since the Unix epoch), for durations and deadlines.
     pub first_seen_ms: u64,
+    /// When its answer stops being useful (ms since the Unix epoch), if the producer said.
+    pub deadline_ms: Option<u64>,
 }
 
 impl Received {
@@ -33,7 +35,14 @@ impl Received {
             prior_attempts: number(headers::ATTEMPTS)
                 .map_or(0, |n: u64| n.min(u64::from(u32::MAX)) as u32),
             first_seen_ms: number(headers::FIRST_SEEN_MS).unwrap_or(now_ms),
+            deadline_ms: number(headers::DEADLINE_MS),
         }
+    }
+
+    /// Time left before the deadline at `now_ms` (zero once it passed); `None` without one.
+    pub fn time_left(&self, now_ms: u64) -> Option<Duration> {
+        self.deadline_ms
+            .map(|deadline| switchyard_wire::deadline::time_left(deadline, now_ms))
     }
 
     pub fn waited(&self, now_ms: u64) -> Duration {
@@ -83,11 +92,26 @@ mod tests {
                 id: "t1".into(),
                 generated_id: false,
                 prior_attempts: 0,
-                first_seen_ms: 1_000
+                first_seen_ms: 1_000,
+                deadline_ms: None,
             }
         );
+        assert_eq!(received.time_left(1_250), None);
         assert_eq!(received.waited(1_250), Duration::from_millis(250));
         assert_eq!(received.waited(900), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_deadline_header_gives_the_time_left_and_travels_with_retries() {
+        let mut message = Message::new("{}").with_id("t1");
+        message
+            .headers
+            .insert(headers::DEADLINE_MS.into(), "2000".into());
+        let received = Received::from_message(&message, 1_000);
+        assert_eq!(received.time_left(1_250), Some(Duration::from_millis(750)));
+        assert_eq!(received.time_left(2_500), Some(Duration::ZERO));
+        let retry = retry_message(&message, &received, 1);
+        assert_eq!(retry.header(headers::DEADLINE_MS), Some("2000"));
     }
 
     #[test]

@@ -26,6 +26,12 @@ pub(crate) enum Verdict {
         attempts: u32,
         runner: Option<String>,
     },
+    /// Its deadline passed: tell the producer, dead-letter nothing (nobody waits for it).
+    Expired {
+        error: TaskError,
+        attempts: u32,
+        runner: Option<String>,
+    },
     /// Publish it again, visible after `delay`; waiting holds no concurrency slot.
     Retry {
         delay: Duration,
@@ -81,6 +87,20 @@ impl Worker {
                 self.publish_result(original, &result).await?;
                 self.metrics
                     .task_finished(label, reason, received.waited(now_ms()));
+            }
+            Verdict::Expired {
+                error,
+                attempts,
+                runner,
+            } => {
+                tracing::info!(task_id = %received.id, algorithm, attempts, error = %error.message, "expired");
+                let result = result(TaskOutcome::Error { error }, attempts, runner);
+                self.publish_result(original, &result).await?;
+                self.metrics.task_finished(
+                    label,
+                    switchyard_wire::ErrorKind::Expired.as_str(),
+                    received.waited(now_ms()),
+                );
             }
             Verdict::Retry {
                 delay,

@@ -544,6 +544,132 @@ async fn metrics_count_tasks_by_algorithm_and_outcome<H: Harness>() {
     }
 }
 
+/// A task for `algorithm` whose deadline is `in_ms` from now (negative: already passed).
+fn with_deadline(id: &str, algorithm: &str, in_ms: i64) -> Message {
+    let now = switchyard_wire::deadline::now_ms() as i64;
+    let mut message =
+        Message::new(switchyard_wire::Task::new(algorithm, json!({})).to_json_bytes()).with_id(id);
+    message
+        .headers
+        .insert(headers::DEADLINE_MS.into(), (now + in_ms).to_string());
+    message
+}
+
+fn assert_expired(result: &switchyard_wire::TaskResult, attempts: u32, needle: &str) {
+    let error = error_of(result);
+    assert_eq!(error.kind, ErrorKind::Expired, "{result:?}");
+    assert_eq!(result.attempts, attempts, "{result:?}");
+    assert!(
+        error.message.contains(needle),
+        "{needle:?} not in {:?}",
+        error.message
+    );
+}
+
+async fn a_task_whose_deadline_passed_while_queued_is_never_run<H: Harness>() {
+    let runner = FakeRunner::start(|call: Incoming| async move { ok(call.payload) }).await;
+    let backend = Backend::<H>::open().await;
+    let registry = Registry::with(vec![runner.entry("r1", &["echo"])]);
+    backend.publish(with_deadline("late", "echo", -1)).await;
+    backend
+        .publish(with_deadline("in-time", "echo", 60_000))
+        .await;
+    let running = backend.start(config(), &registry);
+    let results = backend.results(2, WITHIN).await;
+    running.stop().await.unwrap();
+
+    let by_id: BTreeMap<&str, _> = results
+        .iter()
+        .map(|result| (result.id.as_str(), result))
+        .collect();
+    assert_expired(
+        by_id["late"],
+        0,
+        "passed before a runner took it: it was not run",
+    );
+    assert!(by_id["in-time"].is_ok(), "{:?}", by_id["in-time"]);
+    assert_eq!(
+        runner.calls.all().len(),
+        1,
+        "only the task in time reached the runner"
+    );
+    assert!(
+        backend.dead_letters().await.is_empty(),
+        "an expired task is not dead-lettered"
+    );
+}
+
+async fn a_retry_is_not_scheduled_past_the_deadline<H: Harness>() {
+    let runner = FakeRunner::start(|_: Incoming| async move {
+        let mut response = answer(503, json!({"message": "runner is full"}));
+        response
+            .headers_mut()
+            .insert("retry-after", "5".parse().unwrap());
+        response
+    })
+    .await;
+    let backend = Backend::<H>::open().await;
+    let registry = Registry::with(vec![runner.entry("r1", &["busy"])]);
+    backend.publish(with_deadline("soon", "busy", 2_000)).await;
+    let running = backend.start(config(), &registry);
+    let results = backend.results(1, WITHIN).await;
+    running.stop().await.unwrap();
+
+    // Retry-After: 5 would land past the deadline: expired at once, after the one attempt.
+    assert_expired(&results[0], 1, "last error: runner is full");
+    assert_eq!(runner.calls.all().len(), 1);
+    backend.wait_for_depth(0, 0).await;
+    assert!(backend.dead_letters().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_task_no_runner_hosts_expires_at_its_deadline_not_the_routing_one() {
+    let backend = Backend::<MemoryHarness>::open().await;
+    let registry = Registry::with(vec![]);
+    backend
+        .publish(with_deadline("orphan", "nobody", 300))
+        .await;
+    let running = backend.start(config(), &registry);
+    let results = backend.results(1, WITHIN).await;
+    running.stop().await.unwrap();
+    assert_expired(
+        &results[0],
+        results[0].attempts,
+        "no runner hosts algorithm 'nobody'",
+    );
+    assert!(
+        results[0].duration_ms < 5_000,
+        "expired at its 300 ms deadline, before the 5 s no-runner deadline: {:?}",
+        results[0]
+    );
+}
+
+#[tokio::test]
+async fn a_call_gets_the_time_left_not_the_algorithms_timeout() {
+    let runner = FakeRunner::start(|call: Incoming| async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        ok(call.payload)
+    })
+    .await;
+    let backend = Backend::<MemoryHarness>::open().await;
+    let registry = Registry::with(vec![runner.entry("r1", &["slow"])]);
+    backend.publish(with_deadline("hurry", "slow", 500)).await;
+    let started = std::time::Instant::now();
+    let running = backend.start(config(), &registry);
+    let results = backend.results(1, WITHIN).await;
+    running.stop().await.unwrap();
+    assert_expired(
+        &results[0],
+        1,
+        "deadline passed before a runner answered it",
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "cut at the deadline, not the 5 s algorithm timeout: {:?}",
+        started.elapsed()
+    );
+}
+
 on_backend!(memory: MemoryHarness;
     a_runner_answering_503_twice_then_200_gives_one_ok_result_after_3_attempts,
     a_dead_replica_is_failed_over_to_the_live_one,
@@ -558,12 +684,15 @@ on_backend!(memory: MemoryHarness;
     a_part_two_body_goes_to_the_default_algorithm,
     results_go_to_reply_to_or_else_to_the_results_queue,
     metrics_count_tasks_by_algorithm_and_outcome,
+    a_task_whose_deadline_passed_while_queued_is_never_run,
+    a_retry_is_not_scheduled_past_the_deadline,
 );
 // The slow backends run the outcomes that go through the broker differently: a delayed retry
 // (delay queues, visible_at), a dead letter that keeps the task whole, and results to reply_to
 // or the results queue. How an answer is classified is the controller's, the same on any broker.
 on_backend!(embedded: EmbeddedHarness;
     a_runner_answering_503_twice_then_200_gives_one_ok_result_after_3_attempts,
+    a_task_whose_deadline_passed_while_queued_is_never_run,
     a_400_is_dead_lettered_at_once_with_the_runners_message,
     a_runner_failing_every_time_exhausts_the_attempts,
     results_go_to_reply_to_or_else_to_the_results_queue,
@@ -573,6 +702,7 @@ on_backend!(embedded: EmbeddedHarness;
 // dead-letter case).
 on_backend!(amqp: AmqpHarness;
     a_runner_answering_503_twice_then_200_gives_one_ok_result_after_3_attempts,
+    a_task_whose_deadline_passed_while_queued_is_never_run,
     a_400_is_dead_lettered_at_once_with_the_runners_message,
     results_go_to_reply_to_or_else_to_the_results_queue,
 );

@@ -9,6 +9,10 @@ pub const ATTEMPTS: &str = "x-switchyard-attempts";
 /// Message header: when the task was first consumed (ms since the Unix epoch), so a retried task
 /// reports its whole duration and the no-runner deadline counts from the first try.
 pub const FIRST_SEEN_MS: &str = "x-switchyard-first-seen-ms";
+/// Message header: when the task's answer stops being useful (ms since the Unix epoch). Past it
+/// the task is never run and its result says `expired`. `POST /v1/tasks`' `deadline`/`ttl` and
+/// `switchyard submit --deadline/--ttl` set it; producers that publish directly may too.
+pub const DEADLINE_MS: &str = "x-switchyard-deadline-ms";
 /// Dead-letter headers: why the task was dead-lettered, and the last error seen.
 pub const DEAD_REASON: &str = "x-switchyard-dead-reason";
 pub const DEAD_ERROR: &str = "x-switchyard-last-error";

@@ -7,6 +7,7 @@
 //! **Architecture Invariant:** this crate does no I/O and depends on nothing but serde; every other
 //! crate may depend on it.
 
+pub mod deadline;
 pub mod discovery;
 pub mod duration;
 pub mod headers;

@@ -66,6 +66,12 @@ pub enum ErrorKind {
     Unavailable,
     /// The runner answered 2xx with a body that is not `{"result": ...}`.
     BadResponse,
+    /// The task's deadline (or ttl) passed before a runner answered it: it was never run, or
+    /// its last try was cut at the deadline. Permanent, and not dead-lettered: replaying an
+    /// answer nobody waits for is pointless. Added after the first release: the result keeps
+    /// `"status": "error"`, so a consumer that only reads `status` is unaffected, and one that
+    /// matches on `kind` should treat kinds it does not know as permanent errors.
+    Expired,
 }
 
 impl ErrorKind {
@@ -76,6 +82,7 @@ impl ErrorKind {
             ErrorKind::NoRunner => "no_runner",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::BadResponse => "bad_response",
+            ErrorKind::Expired => "expired",
         }
     }
 }

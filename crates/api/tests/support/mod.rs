@@ -195,7 +195,10 @@ impl Stack {
         loop {
             let (status, record) = self.get(&format!("/v1/tasks/{id}?wait=20s")).await;
             assert_eq!(status, 200, "{record}");
-            if matches!(record["status"].as_str(), Some("done" | "failed" | "dead")) {
+            if matches!(
+                record["status"].as_str(),
+                Some("done" | "failed" | "dead" | "expired")
+            ) {
                 return record;
             }
             assert!(Instant::now() < deadline, "task {id} not final: {record}");
