@@ -726,3 +726,60 @@ async fn a_task_pruned_after_its_retention_is_gone_not_unknown() {
     let (_, listed) = stack.get("/v1/tasks").await;
     assert_eq!(listed["tasks"].as_array().unwrap().len(), 1, "{listed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_or_ttl_is_checked_at_submit_and_travels_with_the_task() {
+    let stack = Stack::start().await;
+    stack.stop_controller().await;
+    let body = |extra: Value| {
+        let mut body = json!({"algorithm": "echo", "payload": {"text": "t"}});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let (status, accepted) = stack.submit(body(json!({"ttl": "30s"})), None).await;
+    assert_eq!(status, 202, "{accepted}");
+    let queued = stack.broker.queued_tasks();
+    let deadline: u64 = queued[0]
+        .header(switchyard_wire::headers::DEADLINE_MS)
+        .expect("the deadline travels in a header")
+        .parse()
+        .unwrap();
+    let now = switchyard_wire::deadline::now_ms();
+    assert!(
+        (now + 25_000..=now + 30_000).contains(&deadline),
+        "{deadline} vs {now}"
+    );
+    let (status, _) = stack
+        .submit(body(json!({"deadline": "2999-01-01T00:00:00Z"})), None)
+        .await;
+    assert_eq!(status, 202);
+
+    for (extra, needle) in [
+        (
+            json!({"ttl": "0s"}),
+            "invalid field 'ttl': a ttl must be longer than 0",
+        ),
+        (json!({"ttl": "soon"}), "invalid field 'ttl'"),
+        (
+            json!({"deadline": "2020-01-01T00:00:00Z"}),
+            "invalid field 'deadline': '2020-01-01T00:00:00Z' has already passed",
+        ),
+        (
+            json!({"deadline": "tomorrow"}),
+            "is not an RFC 3339 instant",
+        ),
+        (
+            json!({"ttl": "1m", "deadline": "2999-01-01T00:00:00Z"}),
+            "give 'deadline' or 'ttl', not both",
+        ),
+    ] {
+        assert_refused(stack.submit(body(extra), None).await, 400, &[needle]);
+    }
+    assert_eq!(
+        stack.broker.queued_tasks().len(),
+        2,
+        "nothing refused was queued"
+    );
+}

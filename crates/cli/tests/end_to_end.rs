@@ -491,3 +491,54 @@ async fn a_controller_that_cannot_start_says_why_and_what_to_do_in_one_line() {
         assert!(line.contains(&needed), "{needed:?} missing from: {line}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_ttl_expires_a_task_left_on_the_queue_and_a_deadline_passed_is_refused() {
+    let vhost = Vhost::new();
+    let discovery = start_discovery().await;
+    let _runner = start_runner(&discovery, vec![switchyard_algorithms::echo_algorithm()]).await;
+    let amqp = ["--amqp", vhost.url.as_str(), "--queue", QUEUE];
+    let submit = |extra: &'static [&'static str]| {
+        let amqp = amqp;
+        async move {
+            switchyard(&[&["submit", "echo", r#"{"text": "t"}"#][..], extra, &amqp].concat()).await
+        }
+    };
+
+    let refused = submit(&["--deadline", "2020-01-01T00:00:00Z"]).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("--deadline: '2020-01-01T00:00:00Z' has already passed"),
+        "{}",
+        stderr(&refused)
+    );
+    let refused = submit(&["--ttl", "0s"]).await;
+    assert!(
+        stderr(&refused).contains("--ttl: a ttl must be longer than 0"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // No controller yet: the short-lived task waits on the queue past its ttl.
+    let short = submit(&["--ttl", "300ms"]).await;
+    assert!(short.status.success(), "{}", stderr(&short));
+    let long = submit(&["--ttl", "5m"]).await;
+    let (short, long) = (
+        stdout(&short).trim().to_owned(),
+        stdout(&long).trim().to_owned(),
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let _controller = ControllerProcess::spawn(&vhost, &discovery, &[]);
+    let broker = vhost.broker().await;
+    let mut reader = ResultReader::new(&broker);
+    let seen = reader
+        .wait_for(&BTreeSet::from([short.clone(), long.clone()]), WITHIN)
+        .await;
+    assert_eq!(
+        error_kind(&seen[&short][0]),
+        ErrorKind::Expired,
+        "{:?}",
+        seen[&short]
+    );
+    assert!(seen[&long][0].is_ok(), "{:?}", seen[&long]);
+}

@@ -42,9 +42,40 @@ pub struct Args {
     /// Wait for the results and print them; exit non-zero unless every task succeeded.
     #[arg(long)]
     wait: bool,
+    /// Past this RFC 3339 instant (`2026-12-03T12:00:00Z`) a task is not run: its result is
+    /// `expired`.
+    #[arg(long, conflicts_with = "ttl")]
+    deadline: Option<String>,
+    /// The same as a duration from now, e.g. `30s`.
+    #[arg(long)]
+    ttl: Option<String>,
     /// How long `--wait` waits for all results.
     #[arg(long, env = "SWITCHYARD_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     timeout: Duration,
+}
+
+/// What every task of one `submit` carries besides its body.
+#[derive(Debug, Clone, Copy, Default)]
+struct SubmitOptions {
+    /// Unix ms past which the task is not run.
+    deadline_ms: Option<u64>,
+}
+
+impl Args {
+    fn deadline_ms(&self) -> anyhow::Result<Option<u64>> {
+        let now = switchyard_wire::deadline::now_ms();
+        Ok(match (&self.deadline, &self.ttl) {
+            (Some(deadline), _) => Some(
+                switchyard_wire::deadline::parse_deadline(deadline, now)
+                    .map_err(|reason| anyhow::anyhow!("--deadline: {reason}"))?,
+            ),
+            (None, Some(ttl)) => Some(
+                switchyard_wire::deadline::deadline_after(ttl, now)
+                    .map_err(|reason| anyhow::anyhow!("--ttl: {reason}"))?,
+            ),
+            (None, None) => None,
+        })
+    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -61,9 +92,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .into_iter()
         .map(|task| (new_task_id(), task))
         .collect();
+    let options = SubmitOptions {
+        deadline_ms: args.deadline_ms()?,
+    };
     let mut transport = match &args.server {
-        Some(server) => Transport::http(server, args.timeout).await?,
-        None => Transport::open(&args.amqp, args.wait).await?,
+        Some(server) => Transport::http(server, args.timeout, options).await?,
+        None => Transport::open(&args.amqp, args.wait, options).await?,
     };
     if args.file.is_none() {
         return submit_one(&mut transport, &submitted[0], args.wait, args.timeout).await;
@@ -250,6 +284,7 @@ enum Transport {
         broker: Box<AmqpBroker>,
         /// The reply queue's name and stream, opened before any publish so no result is missed.
         replies: Option<(String, Deliveries)>,
+        options: SubmitOptions,
     },
     /// `POST /v1/tasks` with our id as the `Idempotency-Key`; results by long-polling
     /// `GET /v1/tasks/{id}`.
@@ -259,11 +294,12 @@ enum Transport {
         server: String,
         /// (the API's id, our id) of each task submitted and not yet reported, oldest first.
         pending: std::sync::Mutex<std::collections::VecDeque<(String, String)>>,
+        options: SubmitOptions,
     },
 }
 
 impl Transport {
-    async fn open(flags: &AmqpFlags, wait: bool) -> anyhow::Result<Self> {
+    async fn open(flags: &AmqpFlags, wait: bool, options: SubmitOptions) -> anyhow::Result<Self> {
         let broker = flags.connect().await?;
         let replies = match wait {
             true => Some(
@@ -277,12 +313,17 @@ impl Transport {
         Ok(Transport::Amqp {
             broker: Box::new(broker),
             replies,
+            options,
         })
     }
 
     /// Waits, for at most `ready_within`, until `up` at `server` is ready (`GET /ready`): a
     /// task sent while its algorithms load would be refused.
-    async fn http(server: &str, ready_within: Duration) -> anyhow::Result<Self> {
+    async fn http(
+        server: &str,
+        ready_within: Duration,
+        options: SubmitOptions,
+    ) -> anyhow::Result<Self> {
         let client = reqwest::Client::new();
         let server = server.trim_end_matches('/').to_string();
         wait_until_ready(&client, &server, ready_within).await?;
@@ -290,6 +331,7 @@ impl Transport {
             client,
             server,
             pending: Default::default(),
+            options,
         })
     }
 
@@ -299,11 +341,24 @@ impl Transport {
                 client,
                 server,
                 pending,
+                options,
             } => {
+                let mut body = serde_json::to_value(task)?;
+                if let Some(deadline_ms) = options.deadline_ms {
+                    // The API takes a ttl from its own clock: what is left of ours.
+                    let left = switchyard_wire::deadline::time_left(
+                        deadline_ms,
+                        switchyard_wire::deadline::now_ms(),
+                    );
+                    if left.is_zero() {
+                        bail!("task {id}: its deadline passed before it could be submitted");
+                    }
+                    body["ttl"] = format!("{}ms", left.as_millis()).into();
+                }
                 let response = client
                     .post(format!("{server}/v1/tasks"))
                     .header("idempotency-key", id)
-                    .json(task)
+                    .json(&body)
                     .send()
                     .await
                     .with_context(|| format!("submitting task {id} to {server}"))?;
@@ -324,8 +379,18 @@ impl Transport {
                     .push_back((api_id.to_string(), id.to_string()));
                 Ok(())
             }
-            Transport::Amqp { broker, replies } => {
+            Transport::Amqp {
+                broker,
+                replies,
+                options,
+            } => {
                 let mut message = Message::new(task.to_json_bytes()).with_id(id);
+                if let Some(deadline_ms) = options.deadline_ms {
+                    message.headers.insert(
+                        switchyard_wire::headers::DEADLINE_MS.into(),
+                        deadline_ms.to_string(),
+                    );
+                }
                 if let Some((reply_to, _)) = replies {
                     message.reply_to = Some(reply_to.clone());
                     message.correlation_id = Some(id.to_string());
@@ -345,6 +410,7 @@ impl Transport {
                 client,
                 server,
                 pending,
+                ..
             } => {
                 let Some((api_id, our_id)) = pending
                     .get_mut()
