@@ -42,7 +42,15 @@ pub struct Message {
     pub correlation_id: Option<String>,
     /// Switchyard's own headers (see `switchyard_wire::headers`), string-valued.
     pub headers: BTreeMap<String, String>,
+    /// 0 to [`MAX_PRIORITY`]; a consumer is handed the highest-priority visible message first,
+    /// first in first out within one priority (AMQP `priority`). 0, the default, is what a
+    /// producer that says nothing gets. Backends deliver a larger value as [`MAX_PRIORITY`], as
+    /// RabbitMQ does.
+    pub priority: u8,
 }
+
+/// The highest task priority (RabbitMQ's `x-max-priority` of the task queue).
+pub const MAX_PRIORITY: u8 = 9;
 
 impl Message {
     pub fn new(body: impl Into<Bytes>) -> Self {
@@ -55,6 +63,16 @@ impl Message {
     pub fn with_id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
         self
+    }
+
+    pub fn with_priority(mut self, priority: u8) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// The priority backends order by: [`Message::priority`], capped at [`MAX_PRIORITY`].
+    pub fn effective_priority(&self) -> u8 {
+        self.priority.min(MAX_PRIORITY)
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {

@@ -1,8 +1,9 @@
 //! An in-process broker with the semantics of the real ones, for tests of code that sits on top of
 //! a [`Broker`].
 //!
-//! What it keeps from a real broker: a delivery dropped without being settled goes back to the
-//! front of its queue marked `redelivered`; at most `prefetch` deliveries per consumer are
+//! What it keeps from a real broker: a queue hands out its highest-priority message first, in
+//! publish order within a priority; a delivery dropped without being settled goes back to the
+//! front of its priority marked `redelivered`; at most `prefetch` deliveries per consumer are
 //! unsettled at once; a delayed publish is invisible until its delay has passed. What it adds, for
 //! tests: a log of every published result and dead letter, reply queues
 //! ([`MemoryBroker::reply_queue`], like RabbitMQ's: a result for a `reply_to` nobody consumes is
@@ -91,15 +92,16 @@ impl State {
         }
     }
 
-    /// Puts an unsettled delivery back at the front of its queue, as AMQP does on nack/close.
+    /// Puts an unsettled delivery back at the front of its priority, as AMQP does on nack/close.
     fn return_unsettled(&mut self, tag: u64) -> bool {
         let Some(unsettled) = self.unsettled.remove(&tag) else {
             return false;
         };
-        self.queue(&unsettled.queue).push_front(Queued {
+        let queued = Queued {
             message: unsettled.message,
             redelivered: true,
-        });
+        };
+        enqueue(self.queue(&unsettled.queue), queued, Place::Front);
         true
     }
 
@@ -112,6 +114,27 @@ impl State {
             "memory broker told to refuse this publish",
         ))
     }
+}
+
+/// Where in its priority a message joins a queue.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Behind every message of its priority: a publish.
+    Back,
+    /// Ahead of every message of its priority: a delivery handed back.
+    Front,
+}
+
+/// Inserts keeping `queue` ordered by priority, highest first, so `pop_front` takes the next
+/// delivery. The priority is capped as the real backends cap it.
+fn enqueue(queue: &mut VecDeque<Queued>, mut queued: Queued, place: Place) {
+    let priority = queued.message.effective_priority();
+    queued.message.priority = priority;
+    let at = match place {
+        Place::Back => queue.partition_point(|q| q.message.priority >= priority),
+        Place::Front => queue.partition_point(|q| q.message.priority > priority),
+    };
+    queue.insert(at, queued);
 }
 
 impl MemoryBroker {
@@ -225,10 +248,11 @@ impl MemoryBroker {
     }
 
     fn publish_now(&self, kind: QueueKind, message: Message) {
-        self.state().queue(&kind).push_back(Queued {
+        let queued = Queued {
             message,
             redelivered: false,
-        });
+        };
+        enqueue(self.state().queue(&kind), queued, Place::Back);
         self.shared.changed.notify_waiters();
     }
 
@@ -388,10 +412,11 @@ impl Broker for MemoryBroker {
             Some(reply_to) => state.replies.get_mut(reply_to),
         };
         if let Some(queue) = queue {
-            queue.push_back(Queued {
+            let queued = Queued {
                 message,
                 redelivered: false,
-            });
+            };
+            enqueue(queue, queued, Place::Back);
         }
         drop(state);
         self.shared.changed.notify_waiters();
@@ -441,10 +466,11 @@ impl DeadLetterStore for MemoryBroker {
             // A replayed task starts over: a fresh attempt budget and no-runner deadline.
             message.headers.remove(headers::ATTEMPTS);
             message.headers.remove(headers::FIRST_SEEN_MS);
-            state.tasks.push_back(Queued {
+            let queued = Queued {
                 message,
                 redelivered: false,
-            });
+            };
+            enqueue(&mut state.tasks, queued, Place::Back);
         }
         drop(state);
         self.shared.changed.notify_waiters();

@@ -19,10 +19,14 @@ use crate::BrokerError;
 /// them indefinitely.
 const MAX_GROUP: usize = 256;
 
-/// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// Each step takes a file from version `n` (`PRAGMA user_version`) to `n + 1`: a new file runs
+/// them all, a file of an older build the ones it lacks.
+const MIGRATIONS: [&str; 2] = [SCHEMA_V1, PRIORITIES];
 
-const SCHEMA: &str = "
+/// The schema version this code writes.
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS messages (
     -- AUTOINCREMENT: a lease is (seq, deliveries); reusing the seq of an acked row could let a
     -- stale holder match a new message.
@@ -56,6 +60,15 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     dead_at        INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_queue ON dead_letters (queue, seq);
+";
+
+/// Rows of an older file keep priority 0, the priority of a task that says nothing. A dead
+/// letter keeps its task's, so a replay runs at it again.
+const PRIORITIES: &str = "
+ALTER TABLE messages ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE dead_letters ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+-- A take seeks each priority's visible rows in visibility order: one range per priority.
+CREATE INDEX messages_by_priority ON messages (queue, priority, visible_at);
 ";
 
 /// The handle operations are sent through; the thread stops when the last handle is dropped.
@@ -222,25 +235,34 @@ fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, Br
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(|error| open_error(path, error))?;
-    match version {
-        0 => create_schema(&db).map_err(|error| open_error(path, error))?,
-        SCHEMA_VERSION => {}
-        newer => {
-            return Err(unusable(format!(
-                "its schema version {newer} is newer than this build understands ({SCHEMA_VERSION})"
-            )));
-        }
+    if version > SCHEMA_VERSION {
+        return Err(unusable(format!(
+            "its schema version {version} is newer than this build understands ({SCHEMA_VERSION})"
+        )));
+    }
+    if version < SCHEMA_VERSION {
+        migrate(&db).map_err(|error| open_error(path, error))?;
     }
     Ok(db)
 }
 
-/// Idempotent, so two processes creating the same new file at once both succeed.
-fn create_schema(db: &Connection) -> rusqlite::Result<()> {
+/// Brings the file to [`SCHEMA_VERSION`]. The version is read again under the write lock, so
+/// of two processes opening an old file at once, the second finds it migrated.
+fn migrate(db: &Connection) -> rusqlite::Result<()> {
     db.execute_batch("BEGIN IMMEDIATE")?;
-    let created = db
-        .execute_batch(SCHEMA)
-        .and_then(|()| db.pragma_update(None, "user_version", SCHEMA_VERSION));
-    match created {
+    let migrated = db
+        .query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
+        .and_then(|version| {
+            if version >= SCHEMA_VERSION {
+                return Ok(());
+            }
+            let done = usize::try_from(version).unwrap_or(0);
+            for step in &MIGRATIONS[done..] {
+                db.execute_batch(step)?;
+            }
+            db.pragma_update(None, "user_version", SCHEMA_VERSION)
+        });
+    match migrated {
         Ok(()) => db.execute_batch("COMMIT"),
         Err(error) => {
             let _ = db.execute_batch("ROLLBACK");
