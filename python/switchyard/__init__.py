@@ -5,6 +5,7 @@ from .algorithm import Limits, algorithm
 from .client.aio import AsyncClient, AsyncTaskHandle
 from .client.errors import (
     BadResponse,
+    Expired,
     InvalidTask,
     NoRunner,
     PayloadRefused,
@@ -21,7 +22,7 @@ from .errors import BadInput, ClientError
 
 __all__ = [
     "AsyncClient", "AsyncTaskHandle", "BadInput", "BadResponse", "Client", "ClientError",
-    "InvalidTask", "Limits", "NoRunner", "Outcome", "PayloadRefused", "Rejected",
+    "Expired", "InvalidTask", "Limits", "NoRunner", "Outcome", "PayloadRefused", "Rejected",
     "ResultTimeout", "SubmitFailed", "SwitchyardError", "TaskFailed", "TaskHandle",
     "Unavailable", "algorithm",
 ]

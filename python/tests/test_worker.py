@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
 
 import switchyard
-from switchyard import AsyncClient, Client, PayloadRefused, Rejected, ResultTimeout, Unavailable
+from switchyard import AsyncClient, Client, Expired, PayloadRefused, Rejected, ResultTimeout, Unavailable
 from support import Controller, Discovery, Runner, Vhost, eventually
 from sample import Box
 
@@ -123,3 +124,27 @@ def test_an_overloaded_replica_answers_503_and_the_controller_retries_elsewhere(
         controller.process.stop()
         full.process.stop()
         free.process.stop()
+
+
+def test_a_task_past_its_ttl_is_not_run_and_raises_expired(vhost: Vhost, discovery: Discovery) -> None:
+    runner = Runner("sample", "--discovery", discovery.url, "--algorithms", "shout")
+    try:
+        with Client(vhost.url) as client:
+            with pytest.raises(ValueError, match="ttl must be more than 0 seconds"):
+                client.submit("shout", {"text": "x"}, ttl=0)
+            # No controller yet: the short task waits on the queue past its ttl.
+            late = client.submit("shout", {"text": "late"}, ttl=0.2)
+            in_time = client.submit("shout", {"text": "in time"}, ttl=300)
+            time.sleep(0.4)
+            controller = Controller(vhost, discovery)
+            try:
+                assert in_time.result(timeout=30) == {"text": "IN TIME", "length": 7}
+                with pytest.raises(Expired) as expired:
+                    late.result(timeout=30)
+                assert expired.value.kind == "expired" and expired.value.attempts == 0
+                assert "it was not run" in expired.value.message
+            finally:
+                controller.process.stop()
+        assert runner.metric('switchyard_runner_requests_total{algorithm="shout",status="200"}') == 1
+    finally:
+        runner.process.stop()

@@ -23,6 +23,10 @@ from .outcome import Outcome, from_result_message
 # The longest a result waiter holds the connection before letting a publisher in.
 _PUMP_SLICE = 0.05
 
+# The deadline the controller honours (crates/wire/src/headers.rs): Unix ms, past which the
+# task is not run and its result is ``expired``.
+DEADLINE_HEADER = "x-switchyard-deadline-ms"
+
 
 class AmqpTransport:
     def __init__(self, url: str, queue: str, queue_type: str) -> None:
@@ -63,10 +67,11 @@ class AmqpTransport:
         if isinstance(task_id, str) and task_id not in self._outcomes:
             self._outcomes[task_id] = from_result_message(message)
 
-    def publish(self, task_id: str, algorithm: str, payload: Any) -> None:
+    def publish(self, task_id: str, algorithm: str, payload: Any, deadline_ms: int | None = None) -> None:
         body = json.dumps({"algorithm": algorithm, "payload": payload}).encode()
+        headers = None if deadline_ms is None else {DEADLINE_HEADER: str(deadline_ms)}
         properties = pika.BasicProperties(message_id=task_id, reply_to=self.reply_to,
-                                          correlation_id=task_id, delivery_mode=2)
+                                          correlation_id=task_id, delivery_mode=2, headers=headers)
         with self._lock:
             try:
                 self._channel.basic_publish("", self.queue, body, properties, mandatory=True)

@@ -17,9 +17,13 @@ from .outcome import Outcome, from_api_record
 POLL = 30.0
 
 
-def submit_request(task_id: str, algorithm: str, payload: Any) -> dict[str, Any]:
-    return {"url": "/v1/tasks", "json": {"algorithm": algorithm, "payload": payload},
-            "headers": {"idempotency-key": task_id}}
+def submit_request(task_id: str, algorithm: str, payload: Any,
+                   deadline_ms: int | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"algorithm": algorithm, "payload": payload}
+    if deadline_ms is not None:
+        # The API counts a ttl from its own clock: send what is left of ours.
+        body["ttl"] = f"{max(1, deadline_ms - int(time.time() * 1000))}ms"
+    return {"url": "/v1/tasks", "json": body, "headers": {"idempotency-key": task_id}}
 
 
 def accepted(response: httpx.Response, task_id: str) -> str:
@@ -58,9 +62,9 @@ class ApiTransport:
     def __init__(self, url: str, timeout: float) -> None:
         self._http = httpx.Client(base_url=url.rstrip("/"), timeout=POLL + timeout)
 
-    def publish(self, task_id: str, algorithm: str, payload: Any) -> str:
+    def publish(self, task_id: str, algorithm: str, payload: Any, deadline_ms: int | None = None) -> str:
         try:
-            response = self._http.post(**submit_request(task_id, algorithm, payload))
+            response = self._http.post(**submit_request(task_id, algorithm, payload, deadline_ms))
         except httpx.HTTPError as error:
             raise SubmitFailed(f"task {task_id}: the API is unreachable: {error!r}") from error
         return accepted(response, task_id)
@@ -85,9 +89,10 @@ class AsyncApiTransport:
     def __init__(self, url: str, timeout: float) -> None:
         self._http = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=POLL + timeout)
 
-    async def publish(self, task_id: str, algorithm: str, payload: Any) -> str:
+    async def publish(self, task_id: str, algorithm: str, payload: Any,
+                      deadline_ms: int | None = None) -> str:
         try:
-            response = await self._http.post(**submit_request(task_id, algorithm, payload))
+            response = await self._http.post(**submit_request(task_id, algorithm, payload, deadline_ms))
         except httpx.HTTPError as error:
             raise SubmitFailed(f"task {task_id}: the API is unreachable: {error!r}") from error
         return accepted(response, task_id)

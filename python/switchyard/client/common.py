@@ -3,6 +3,8 @@ values, and the schema check against discovery's catalog."""
 
 from __future__ import annotations
 
+import time
+
 import logging
 import os
 from typing import Any
@@ -50,3 +52,13 @@ def refresh(catalog: Catalog, discovery: str, response: httpx.Response | None,
     runners = response.json()
     catalog.update(runners if isinstance(runners, list) else [])
     return True
+
+
+def deadline_after(ttl: float | None) -> int | None:
+    """Unix ms ``ttl`` seconds from now: past it the controller does not run the task and its
+    result is ``expired``."""
+    if ttl is None:
+        return None
+    if not ttl > 0:
+        raise ValueError(f"ttl must be more than 0 seconds, got {ttl!r}")
+    return int(time.time() * 1000 + ttl * 1000)

@@ -65,12 +65,18 @@ class BadResponse(TaskFailed):
     """The runner answered 2xx with a body that is not ``{"result": ...}``."""
 
 
+class Expired(TaskFailed):
+    """The task's ``ttl`` ran out before a runner answered it: it was not run (or its last try
+    was cut at the deadline). Not dead-lettered: nobody waits for the answer any more."""
+
+
 _BY_KIND: dict[str, type[TaskFailed]] = {
     "rejected": Rejected,
     "no_runner": NoRunner,
     "unavailable": Unavailable,
     "invalid_task": InvalidTask,
     "bad_response": BadResponse,
+    "expired": Expired,
 }
 
 
