@@ -4,7 +4,10 @@
 //! Declared idempotently every time a connection opens and before each `consume_*` (so a broker
 //! restarted with an empty store, or a queue deleted by hand, comes back):
 //! - `<tasks>`: durable task queue; rejects and expiries from other consumers go to the
-//!   dead-letter exchange rather than vanishing;
+//!   dead-letter exchange rather than vanishing; a classic one is a priority queue
+//!   (`x-max-priority: 9`, a message's `priority` property). RabbitMQ 3.10 refuses
+//!   `x-max-priority` on quorum queues, so a quorum task queue serves tasks in arrival order;
+//!   an adopted queue without it too, and its adoption warning says so;
 //! - `<tasks>.results`: durable, results of tasks that had no `reply_to`;
 //! - `<tasks>.dlx`: durable fanout exchange, bound to the durable queue `<tasks>.dead`;
 //! - `<tasks>.delay.<ms>`: one durable delay queue per delay tier (see below).

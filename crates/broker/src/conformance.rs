@@ -185,6 +185,9 @@ macro_rules! broker_contract {
             a_result_goes_to_its_reply_queue_and_not_to_the_results_queue,
             a_result_without_reply_to_goes_to_the_results_queue,
             a_delivery_of_a_dead_connection_comes_back_and_its_late_ack_fails,
+            higher_priorities_are_delivered_first_in_publish_order_within_one,
+            a_delayed_task_keeps_its_priority_and_goes_first_once_visible,
+            a_requeued_dead_letter_keeps_its_priority_and_goes_first,
         );
     };
     ($harness:ty; $($case:ident),+ $(,)?) => {

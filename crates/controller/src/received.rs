@@ -125,7 +125,7 @@ mod tests {
 
     #[test]
     fn a_retry_carries_its_history_and_keeps_the_rest() {
-        let mut original = Message::new(r#"{"algorithm":"echo"}"#);
+        let mut original = Message::new(r#"{"algorithm":"echo"}"#).with_priority(7);
         original.reply_to = Some("replies".into());
         original.correlation_id = Some("c1".into());
         original.headers.insert("x-producer".into(), "kept".into());
@@ -138,6 +138,7 @@ mod tests {
         );
         assert_eq!(retry.correlation_id.as_deref(), Some("c1"));
         assert_eq!(retry.header("x-producer"), Some("kept"));
+        assert_eq!(retry.priority, 7, "a retry keeps the task's priority");
 
         let again = Received::from_message(&retry, 9_000);
         assert_eq!((again.id, again.generated_id), (received.id, false));

@@ -135,6 +135,8 @@ impl Worker {
                 .clone()
                 .or_else(|| Some(result.id.clone())),
             headers: BTreeMap::new(),
+            // Results queues are not priority queues: every result is read as it comes.
+            priority: 0,
         };
         self.broker.publish_result(message).await?;
         tracing::info!(

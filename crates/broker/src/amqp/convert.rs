@@ -4,7 +4,7 @@ use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use switchyard_wire::headers;
 
-use crate::{BrokerError, DeadLetter, Message, StoredDeadLetter};
+use crate::{BrokerError, DeadLetter, MAX_PRIORITY, Message, StoredDeadLetter};
 
 /// Headers RabbitMQ writes when it dead-letters a message. They describe this broker's history
 /// of the message, not the task, so they are not copied into [`Message::headers`] (where a
@@ -26,6 +26,11 @@ pub(crate) fn properties_of(message: &Message) -> Result<BasicProperties, Broker
     }
     if let Some(correlation_id) = &message.correlation_id {
         properties = properties.with_correlation_id(short("correlation id", correlation_id)?);
+    }
+    // Left out at 0, AMQP's own default, so a task that says nothing goes out as before.
+    let priority = message.effective_priority();
+    if priority > 0 {
+        properties = properties.with_priority(priority);
     }
     if !message.headers.is_empty() {
         let mut table = FieldTable::default();
@@ -57,6 +62,7 @@ pub(crate) fn message_from(properties: &BasicProperties, body: Vec<u8>) -> Messa
         reply_to: text(properties.reply_to()),
         correlation_id: text(properties.correlation_id()),
         headers,
+        priority: properties.priority().unwrap_or(0).min(MAX_PRIORITY),
     }
 }
 
@@ -177,7 +183,7 @@ mod tests {
         message.reply_to = Some("amq.gen-1".into());
         message.correlation_id = Some("corr-1".into());
         message.headers.insert(headers::ATTEMPTS.into(), "2".into());
-        message
+        message.with_priority(7)
     }
 
     #[test]
@@ -185,6 +191,19 @@ mod tests {
         let message = task();
         let properties = properties_of(&message).unwrap();
         assert_eq!(message_from(&properties, message.body.to_vec()), message);
+    }
+
+    #[test]
+    fn priority_0_is_left_out_and_one_past_the_maximum_is_capped_both_ways() {
+        let plain = properties_of(&Message::new("x")).unwrap();
+        assert_eq!(plain.priority(), &None);
+        let high = properties_of(&Message::new("x").with_priority(200)).unwrap();
+        assert_eq!(high.priority(), &Some(MAX_PRIORITY));
+        let from_producer = BasicProperties::default().with_priority(255);
+        assert_eq!(
+            message_from(&from_producer, Vec::new()).priority,
+            MAX_PRIORITY
+        );
     }
 
     #[test]

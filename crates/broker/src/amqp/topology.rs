@@ -15,7 +15,7 @@ use tracing::warn;
 
 use super::errors::broker_error;
 use super::{QueueType, TaskQueueProperties};
-use crate::{BrokerError, QueueNames};
+use crate::{BrokerError, MAX_PRIORITY, QueueNames};
 
 /// Where a publish goes: an exchange (`""` is the default exchange) and a routing key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -188,7 +188,15 @@ impl Topology {
             ..QueueDeclareOptions::default()
         };
         let tasks = match self.task_queue {
-            TaskQueueProperties::Switchyard => tasks,
+            TaskQueueProperties::Switchyard => {
+                if self.declares_priorities() {
+                    tasks.insert(
+                        "x-max-priority".into(),
+                        AMQPValue::LongInt(i32::from(MAX_PRIORITY)),
+                    );
+                }
+                tasks
+            }
             TaskQueueProperties::Series => FieldTable::default(),
         };
         let adoptable = [
@@ -241,10 +249,14 @@ impl Topology {
             if !series_shape {
                 channel = connection.create_channel().await.map_err(error)?;
             }
+            let broker_said = amqp_reply_text(&refusal);
+            let priorities = (*name == self.queues.tasks && self.declares_priorities())
+                .then(|| Priorities::of_adopted(series_shape, &broker_said));
             self.adopted(Adoption {
                 queue: name,
-                broker_said: &amqp_reply_text(&refusal),
+                broker_said: &broker_said,
                 series_shape,
+                priorities,
             });
         }
         channel
@@ -332,6 +344,13 @@ impl Topology {
             .map_err(error)
     }
 
+    /// Whether Switchyard's own task queue is a priority queue: classic only, as RabbitMQ 3.10
+    /// refuses `x-max-priority` on a quorum queue (`invalid arg 'x-max-priority' ... of queue
+    /// type rabbit_quorum_queue`); quorum queues serve tasks in arrival order.
+    fn declares_priorities(&self) -> bool {
+        self.task_queue == TaskQueueProperties::Switchyard && self.queue_type == QueueType::Classic
+    }
+
     fn queue_arguments(&self) -> FieldTable {
         let mut arguments = FieldTable::default();
         // Classic is RabbitMQ's default: leaving the argument out keeps queues declared by
@@ -396,6 +415,29 @@ struct Adoption<'a> {
     /// It is exactly what `queue_declare(queue=...)` with no options makes: not durable, no
     /// arguments, which is what the series' producer declares.
     series_shape: bool,
+    /// For a task queue Switchyard would have declared with `x-max-priority`: whether the
+    /// adopted one honours priorities.
+    priorities: Option<Priorities>,
+}
+
+/// What an adopted task queue does with a message's priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Priorities {
+    /// It has no `x-max-priority` (no arguments at all, or RabbitMQ named that one as the
+    /// difference): every task is served in arrival order.
+    Ignored,
+    /// RabbitMQ named another property first; AMQP cannot say whether it has one.
+    Unknown,
+}
+
+impl Priorities {
+    fn of_adopted(series_shape: bool, broker_said: &str) -> Self {
+        if series_shape || broker_said.contains("'x-max-priority'") {
+            Priorities::Ignored
+        } else {
+            Priorities::Unknown
+        }
+    }
 }
 
 impl fmt::Display for Adoption<'_> {
@@ -404,6 +446,7 @@ impl fmt::Display for Adoption<'_> {
             queue,
             broker_said,
             series_shape,
+            priorities,
         } = self;
         write!(
             f,
@@ -417,14 +460,26 @@ impl fmt::Display for Adoption<'_> {
                  if RabbitMQ restarts. To keep that producer unchanged, run every component with \
                  --task-queue-properties series; to make the queue durable, drain and delete it \
                  and let Switchyard declare it first"
-            )
+            )?;
         } else {
             write!(
                 f,
                 "Switchyard serves it without knowing its properties (durability, queue type, \
                  dead-lettering); to have Switchyard's, drain and delete it and let Switchyard \
                  declare it"
-            )
+            )?;
+        }
+        match priorities {
+            None => Ok(()),
+            Some(Priorities::Ignored) => write!(
+                f,
+                ". Task priorities are ignored there: it has no x-max-priority, so tasks run in \
+                 arrival order"
+            ),
+            Some(Priorities::Unknown) => write!(
+                f,
+                ". Task priorities are honoured only if it was declared with x-max-priority"
+            ),
         }
     }
 }
@@ -523,6 +578,7 @@ mod tests {
             queue: "tasks",
             broker_said: said,
             series_shape: true,
+            priorities: None,
         }
         .to_string();
         assert!(
@@ -539,9 +595,63 @@ mod tests {
             queue: "tasks",
             broker_said: said,
             series_shape: false,
+            priorities: None,
         }
         .to_string();
         assert!(other.contains("without knowing its properties"), "{other}");
+        assert!(!other.contains("priorities"), "{other}");
+    }
+
+    #[test]
+    fn an_adopted_task_queue_says_whether_priorities_are_ignored() {
+        let upgraded = "inequivalent arg 'x-max-priority' for queue 'tasks' in vhost '/': \
+                        received the value '9' of type 'signedint' but current is none";
+        let durable = "inequivalent arg 'durable' for queue 'tasks' in vhost '/': received \
+                       'true' but current is 'false'";
+        let said = |broker_said, series_shape| {
+            let priorities = Some(Priorities::of_adopted(series_shape, broker_said));
+            Adoption {
+                queue: "tasks",
+                broker_said,
+                series_shape,
+                priorities,
+            }
+            .to_string()
+        };
+        for ignored in [said(upgraded, false), said(durable, true)] {
+            assert!(
+                ignored.ends_with("Task priorities are ignored there: it has no x-max-priority, so tasks run in arrival order"),
+                "{ignored}"
+            );
+        }
+        let unknown = said(durable, false);
+        assert!(
+            unknown.ends_with("honoured only if it was declared with x-max-priority"),
+            "{unknown}"
+        );
+    }
+
+    #[test]
+    fn only_a_classic_switchyard_task_queue_is_a_priority_queue() {
+        let declares = |queue_type, task_queue| {
+            Topology::new(
+                QueueNames::default(),
+                queue_type,
+                task_queue,
+                &[Duration::from_secs(1)],
+            )
+            .unwrap()
+            .declares_priorities()
+        };
+        assert!(declares(
+            QueueType::Classic,
+            TaskQueueProperties::Switchyard
+        ));
+        assert!(!declares(
+            QueueType::Quorum,
+            TaskQueueProperties::Switchyard
+        ));
+        assert!(!declares(QueueType::Classic, TaskQueueProperties::Series));
     }
 
     #[test]

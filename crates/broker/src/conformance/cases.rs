@@ -8,7 +8,10 @@ use switchyard_wire::headers;
 use tokio::time::Instant;
 
 use super::{Depth, Harness, QUIET, REQUEUE_WITHIN, WAIT, next, next_within, task, wait_for_depth};
-use crate::{Broker, BrokerError, DeadLetter, DeadLetterStore, Message, ResultSource};
+use crate::{
+    Broker, BrokerError, DeadLetter, DeadLetterStore, Deliveries, MAX_PRIORITY, Message,
+    ResultSource,
+};
 
 /// A message using every property Switchyard reads, with a body that is not UTF-8.
 fn full_message(id: &str) -> Message {
@@ -22,6 +25,7 @@ fn full_message(id: &str) -> Message {
             (headers::TRACEPARENT.to_owned(), "00-abc-def-01".to_owned()),
             ("x-producer".to_owned(), "kept".to_owned()),
         ]),
+        priority: 7,
     }
 }
 
@@ -292,4 +296,129 @@ pub async fn a_delivery_of_a_dead_connection_comes_back_and_its_late_ack_fails<H
     );
     again.ack().await.unwrap();
     wait_for_depth(&harness, Depth::default()).await;
+}
+
+/// Takes `count` deliveries and acks each: their ids and priorities, in delivery order.
+async fn take_in_order(tasks: &mut Deliveries, count: usize) -> Vec<(String, u8)> {
+    let mut order = Vec::with_capacity(count);
+    for _ in 0..count {
+        let delivery = next(tasks).await;
+        order.push((
+            delivery.message.id.clone().unwrap(),
+            delivery.message.priority,
+        ));
+        delivery.ack().await.unwrap();
+    }
+    order
+}
+
+fn order(expected: &[(&str, u8)]) -> Vec<(String, u8)> {
+    expected
+        .iter()
+        .map(|&(id, priority)| (id.to_owned(), priority))
+        .collect()
+}
+
+pub async fn higher_priorities_are_delivered_first_in_publish_order_within_one<H: Harness>() {
+    let harness = H::open().await;
+    let broker = harness.broker();
+    let published = [
+        task("plain-1"),
+        task("mid").with_priority(4),
+        task("top-1").with_priority(MAX_PRIORITY),
+        task("plain-2").with_priority(0),
+        // Past the maximum counts as the maximum, behind the one published before it.
+        task("over").with_priority(200),
+        task("top-2").with_priority(MAX_PRIORITY),
+        task("plain-3"),
+    ];
+    for message in published {
+        broker.publish_task(message, Duration::ZERO).await.unwrap();
+    }
+    wait_for_depth(
+        &harness,
+        Depth {
+            ready: 7,
+            delayed: 0,
+        },
+    )
+    .await;
+    let mut tasks = broker.consume_tasks(1).await.unwrap();
+    assert_eq!(
+        take_in_order(&mut tasks, 7).await,
+        order(&[
+            ("top-1", 9),
+            ("over", 9),
+            ("top-2", 9),
+            ("mid", 4),
+            // A task that names no priority has 0.
+            ("plain-1", 0),
+            ("plain-2", 0),
+            ("plain-3", 0),
+        ])
+    );
+}
+
+pub async fn a_delayed_task_keeps_its_priority_and_goes_first_once_visible<H: Harness>() {
+    let harness = H::open().await;
+    let broker = harness.broker();
+    let delayed = task("urgent-retry").with_priority(8);
+    broker
+        .publish_task(delayed, Duration::from_millis(300))
+        .await
+        .unwrap();
+    for id in ["waiting-1", "waiting-2"] {
+        broker.publish_task(task(id), Duration::ZERO).await.unwrap();
+    }
+    wait_for_depth(
+        &harness,
+        Depth {
+            ready: 3,
+            delayed: 0,
+        },
+    )
+    .await;
+    let mut tasks = broker.consume_tasks(1).await.unwrap();
+    assert_eq!(
+        take_in_order(&mut tasks, 3).await,
+        order(&[("urgent-retry", 8), ("waiting-1", 0), ("waiting-2", 0)])
+    );
+}
+
+pub async fn a_requeued_dead_letter_keeps_its_priority_and_goes_first<H: Harness>() {
+    let harness = H::open().await;
+    let broker = harness.broker();
+    let letter = DeadLetter {
+        message: task("replayed").with_priority(6),
+        reason: "attempts_exhausted".into(),
+        attempts: 3,
+        last_error: "runner said no".into(),
+    };
+    broker.dead_letter(letter).await.unwrap();
+    assert_eq!(
+        broker.list_dead_letters(10).await.unwrap()[0]
+            .letter
+            .message
+            .priority,
+        6,
+        "a dead letter keeps its priority"
+    );
+    broker
+        .publish_task(task("queued"), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(broker.requeue_dead_letters(None).await.unwrap(), 1);
+    wait_for_depth(
+        &harness,
+        Depth {
+            ready: 2,
+            delayed: 0,
+        },
+    )
+    .await;
+    let mut tasks = broker.consume_tasks(1).await.unwrap();
+    assert_eq!(
+        take_in_order(&mut tasks, 2).await,
+        order(&[("replayed", 6), ("queued", 0)])
+    );
 }

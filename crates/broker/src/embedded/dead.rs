@@ -27,8 +27,8 @@ pub(super) fn bury(
     let message = &letter.message;
     db.prepare_cached(
         "INSERT INTO dead_letters (queue, message_id, body, reply_to, correlation_id, headers,
-                                   reason, attempts, last_error, dead_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                   priority, reason, attempts, last_error, dead_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         dead_queue,
@@ -37,6 +37,7 @@ pub(super) fn bury(
         message.reply_to,
         message.correlation_id,
         encode_headers(&message.headers)?,
+        message.effective_priority(),
         letter.reason,
         letter.attempts,
         letter.last_error,
@@ -52,7 +53,8 @@ pub(super) fn list(
     limit: usize,
 ) -> rusqlite::Result<Vec<StoredDeadLetter>> {
     db.prepare_cached(
-        "SELECT seq, message_id, body, reply_to, correlation_id, headers, reason, attempts, last_error
+        "SELECT seq, message_id, body, reply_to, correlation_id, headers, priority, reason, attempts,
+                last_error
          FROM dead_letters WHERE queue = ?1 ORDER BY seq LIMIT ?2",
     )?
     .query_map(
@@ -62,9 +64,9 @@ pub(super) fn list(
                 key: row.get::<_, i64>(0)?.to_string(),
                 letter: DeadLetter {
                     message: message_from(row, 1)?,
-                    reason: row.get(6)?,
-                    attempts: row.get(7)?,
-                    last_error: row.get(8)?,
+                    reason: row.get(7)?,
+                    attempts: row.get(8)?,
+                    last_error: row.get(9)?,
                 },
             })
         },
@@ -88,7 +90,7 @@ pub(super) fn requeue(
 ) -> rusqlite::Result<usize> {
     let letters: Vec<(i64, Message)> = {
         let mut select = db.prepare_cached(
-            "SELECT seq, message_id, body, reply_to, correlation_id, headers
+            "SELECT seq, message_id, body, reply_to, correlation_id, headers, priority
              FROM dead_letters WHERE queue = ?1 AND (?2 IS NULL OR seq = ?2) ORDER BY seq",
         )?;
         let mut read = |key: Option<i64>| -> rusqlite::Result<Vec<(i64, Message)>> {

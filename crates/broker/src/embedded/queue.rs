@@ -9,7 +9,7 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::QueueDepth;
-use crate::Message;
+use crate::{MAX_PRIORITY, Message};
 
 /// The right to settle one taken message: its row and the delivery count the take produced.
 /// A later take bumps the count, so a holder whose lease ran out and was re-taken no longer
@@ -48,8 +48,9 @@ pub(super) fn insert(
     visible_at: i64,
 ) -> rusqlite::Result<()> {
     db.prepare_cached(
-        "INSERT INTO messages (queue, message_id, body, reply_to, correlation_id, headers, visible_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO messages (queue, message_id, body, reply_to, correlation_id, headers, priority,
+                               visible_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         queue,
@@ -58,12 +59,14 @@ pub(super) fn insert(
         message.reply_to,
         message.correlation_id,
         encode_headers(&message.headers)?,
+        message.effective_priority(),
         visible_at,
     ])?;
     Ok(())
 }
 
-/// Takes up to `max` visible messages, oldest-visible first, leasing each until `lease_until`.
+/// Takes up to `max` visible messages, highest priority first and oldest-visible first within
+/// one, leasing each until `lease_until`.
 pub(super) fn take(
     db: &Connection,
     queue: &str,
@@ -71,14 +74,21 @@ pub(super) fn take(
     now: i64,
     lease_until: i64,
 ) -> rusqlite::Result<TakeOutcome> {
-    let limit = i64::try_from(max).unwrap_or(i64::MAX);
-    let mut taken = db
-        .prepare_cached(
-            "SELECT seq, deliveries, message_id, body, reply_to, correlation_id, headers
-             FROM messages WHERE queue = ?1 AND visible_at <= ?2
-             ORDER BY visible_at, seq LIMIT ?3",
-        )?
-        .query_map(params![queue, now, limit], |row| {
+    // One index range per priority: a single `ORDER BY priority DESC` scan would also walk every
+    // leased and delayed row of the higher priorities before reaching a visible one.
+    let mut select = db.prepare_cached(
+        "SELECT seq, deliveries, message_id, body, reply_to, correlation_id, headers, priority
+         FROM messages WHERE queue = ?1 AND priority = ?2 AND visible_at <= ?3
+         ORDER BY visible_at, seq LIMIT ?4",
+    )?;
+    let mut taken: Vec<Taken> = Vec::new();
+    for priority in (0..=MAX_PRIORITY).rev() {
+        let left = max.saturating_sub(taken.len());
+        if left == 0 {
+            break;
+        }
+        let limit = i64::try_from(left).unwrap_or(i64::MAX);
+        let found = select.query_map(params![queue, priority, now, limit], |row| {
             Ok(Taken {
                 token: LeaseToken {
                     seq: row.get(0)?,
@@ -86,8 +96,11 @@ pub(super) fn take(
                 },
                 message: message_from(row, 2)?,
             })
-        })?
-        .collect::<rusqlite::Result<Vec<Taken>>>()?;
+        })?;
+        for message in found {
+            taken.push(message?);
+        }
+    }
     let mut lease = db.prepare_cached(
         "UPDATE messages SET visible_at = ?2, deliveries = deliveries + 1 WHERE seq = ?1",
     )?;
@@ -169,8 +182,8 @@ pub(super) fn is_leased(
         .is_some())
 }
 
-/// Reads the five message columns starting at `first`: id, body, reply_to, correlation_id,
-/// headers (the order both tables store them in).
+/// Reads the six message columns starting at `first`: id, body, reply_to, correlation_id,
+/// headers, priority (the order every query of both tables selects them in).
 pub(super) fn message_from(row: &Row<'_>, first: usize) -> rusqlite::Result<Message> {
     let headers: String = row.get(first + 4)?;
     Ok(Message {
@@ -181,6 +194,7 @@ pub(super) fn message_from(row: &Row<'_>, first: usize) -> rusqlite::Result<Mess
         headers: serde_json::from_str(&headers).map_err(|error| {
             rusqlite::Error::FromSqlConversionFailure(first + 4, Type::Text, Box::new(error))
         })?,
+        priority: row.get(first + 5)?,
     })
 }
 

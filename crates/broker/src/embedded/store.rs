@@ -311,3 +311,44 @@ fn classify(what: &str, error: Shared) -> BrokerError {
 fn stopped() -> BrokerError {
     BrokerError::fatal("the SQLite queue thread stopped")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::queue;
+
+    #[test]
+    fn a_file_of_schema_1_is_migrated_once_and_its_rows_get_priority_0() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queue.sqlite");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(SCHEMA_V1).unwrap();
+        old.pragma_update(None, "user_version", 1).unwrap();
+        old.execute_batch(
+            "INSERT INTO messages (queue, message_id, body, headers, visible_at)
+             VALUES ('tasks', 'from-v1', x'7b7d', '{}', 0);
+             INSERT INTO dead_letters (queue, message_id, body, headers, reason, attempts,
+                                       last_error, dead_at)
+             VALUES ('tasks.dead', 'dead-v1', x'7b7d', '{}', 'rejected', 1, '400', 0);",
+        )
+        .unwrap();
+        drop(old);
+
+        let db = open_connection(&path, Duration::from_secs(1)).unwrap();
+        let version: i64 = db
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let dead_priority: u8 = db
+            .query_row("SELECT priority FROM dead_letters", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(dead_priority, 0);
+        let taken = queue::take(&db, "tasks", 10, 1, 2).unwrap().taken;
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].message.id.as_deref(), Some("from-v1"));
+        assert_eq!(taken[0].message.priority, 0);
+        drop(db);
+        // Opening the migrated file again changes nothing (and adds no column twice).
+        open_connection(&path, Duration::from_secs(1)).unwrap();
+    }
+}
