@@ -30,6 +30,15 @@ pub use error::ApiError;
 pub use routes::router;
 pub use store::{Cursor, TaskRecord, TaskStatus, TaskStore};
 
+/// What `DELETE /v1/tasks/{id}` did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Cancellation {
+    pub id: String,
+    /// True: it will not be run. False: it already ran, runs, or finished; `status` says which.
+    pub cancelled: bool,
+    pub status: TaskStatus,
+}
+
 /// One page of `GET /v1/tasks`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TaskPage {
@@ -167,6 +176,7 @@ impl TaskApi {
                 &task.id,
                 Task::new(task.algorithm.clone(), task.payload.clone()),
                 task.deadline_ms,
+                task.priority,
             )
             .await?;
         }
@@ -179,6 +189,7 @@ impl TaskApi {
         payload: Value,
         idempotency_key: Option<String>,
         deadline_ms: Option<u64>,
+        priority: u8,
     ) -> Result<Submitted, ApiError> {
         if let Err(refusal) = self.catalog.check(&algorithm, &payload).await? {
             let (reason, error): (_, fn(String) -> ApiError) = match refusal {
@@ -201,6 +212,7 @@ impl TaskApi {
                 payload.clone(),
                 idempotency_key,
                 deadline_ms,
+                priority,
             )
             .await?;
         if let store::Inserted::Existing(existing) = inserted {
@@ -208,7 +220,12 @@ impl TaskApi {
             return Ok(Submitted::Existing(existing));
         }
         if let Err(error) = self
-            .publish(&id, Task::new(algorithm.clone(), payload), deadline_ms)
+            .publish(
+                &id,
+                Task::new(algorithm.clone(), payload),
+                deadline_ms,
+                priority,
+            )
             .await
         {
             self.store.remove(id).await?;
@@ -227,8 +244,11 @@ impl TaskApi {
         id: &str,
         task: Task,
         deadline_ms: Option<u64>,
+        priority: u8,
     ) -> Result<(), ApiError> {
-        let mut message = Message::new(task.to_json_bytes()).with_id(id);
+        let mut message = Message::new(task.to_json_bytes())
+            .with_id(id)
+            .with_priority(priority);
         if let Some(deadline_ms) = deadline_ms {
             message.headers.insert(
                 switchyard_wire::headers::DEADLINE_MS.into(),
@@ -238,6 +258,37 @@ impl TaskApi {
         self.broker.publish_task(message, Duration::ZERO).await?;
         self.store.mark_published(id.to_string()).await?;
         Ok(())
+    }
+
+    /// Cancels a task that has not started: its tombstone makes every controller skip it. A task
+    /// a consumer holds (known on the embedded queue) is running and left alone: a call in
+    /// progress cannot be interrupted. `None`: no such task.
+    pub async fn cancel(&self, id: String) -> Result<Option<Cancellation>, ApiError> {
+        let Some(record) = self.task(id.clone(), Duration::ZERO).await? else {
+            return Ok(None);
+        };
+        if record.status.is_final() || record.status == TaskStatus::Running {
+            return Ok(Some(Cancellation {
+                id,
+                cancelled: false,
+                status: record.status,
+            }));
+        }
+        let Some(before) = self.store.cancel(id.clone()).await? else {
+            return Ok(None);
+        };
+        // It may have finished between the two reads.
+        let cancelled = !before.is_final();
+        tracing::info!(task = %id, cancelled, "cancel requested");
+        Ok(Some(Cancellation {
+            id,
+            cancelled,
+            status: if cancelled {
+                TaskStatus::Cancelled
+            } else {
+                before
+            },
+        }))
     }
 
     /// Tasks newest first. `running` is known only on the embedded queue (a lease); elsewhere a

@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use switchyard_broker::MAX_PRIORITY;
 use switchyard_wire::duration::parse_duration;
 
 use crate::error::ApiError;
@@ -30,7 +31,7 @@ pub fn router(api: TaskApi, max_body_bytes: usize) -> Router {
         utoipa_swagger_ui::SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", openapi);
     Router::new()
         .route("/v1/tasks", post(submit).get(list))
-        .route("/v1/tasks/{id}", get(task))
+        .route("/v1/tasks/{id}", get(task).delete(cancel))
         .route("/v1/algorithms", get(algorithms))
         .route("/v1/schemas", get(schemas))
         .route("/v1/dead-letters", get(dead_letters))
@@ -53,6 +54,24 @@ struct SubmitRequest {
     deadline: Option<String>,
     /// The same as a duration from now (`30s`).
     ttl: Option<String>,
+    /// 0 (the default) to 9: a consumer takes the highest first.
+    #[serde(default, deserialize_with = "priority")]
+    priority: u8,
+}
+
+/// An integer from 0 to [`MAX_PRIORITY`]; anything else is refused with the field named, not
+/// capped, so a client that means 10 to be above 9 learns it is not.
+fn priority<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u8, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    value
+        .as_u64()
+        .and_then(|n| u8::try_from(n).ok())
+        .filter(|&n| n <= MAX_PRIORITY)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "expected an integer from 0 to {MAX_PRIORITY} (higher runs first), got {value}"
+            ))
+        })
 }
 
 impl SubmitRequest {
@@ -136,6 +155,7 @@ async fn submit(
             request.payload,
             idempotency_key,
             deadline_ms,
+            request.priority,
         )
         .await?
     {
@@ -143,6 +163,31 @@ async fn submit(
         Submitted::Existing(id) => (StatusCode::OK, Json(json!({"id": id}))),
     };
     Ok(answer.into_response())
+}
+
+/// `DELETE /v1/tasks/{id}`: 200 when cancelled, 409 when it runs or finished already.
+async fn cancel(State(api): State<TaskApi>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    check_task_id(&id)?;
+    let Some(cancellation) = api.cancel(id.clone()).await? else {
+        return Err(missing(&api, &id).await?);
+    };
+    let status = if cancellation.cancelled {
+        StatusCode::OK
+    } else {
+        StatusCode::CONFLICT
+    };
+    Ok((status, Json(cancellation)).into_response())
+}
+
+/// The error for an id with no record: pruned after its retention (410), or never known (404).
+async fn missing(api: &TaskApi, id: &str) -> Result<ApiError, ApiError> {
+    Ok(if api.store.was_pruned(id.to_owned()).await? {
+        ApiError::Gone(format!(
+            "task '{id}' finished and was pruned after its retention (up --retain)"
+        ))
+    } else {
+        ApiError::NotFound(format!("no task with id '{id}'"))
+    })
 }
 
 /// Largest page of `GET /v1/tasks`.
@@ -168,7 +213,7 @@ async fn list(
         .map(|state| {
             TaskStatus::from_name(&state).ok_or_else(|| {
                 ApiError::BadRequest(format!(
-                    "state: '{state}' is not one of queued, running, done, failed, dead, expired"
+                    "state: '{state}' is not one of queued, running, done, failed, dead, expired, cancelled"
                 ))
             })
         })
@@ -210,17 +255,7 @@ async fn task(
     query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
-    if id.is_empty()
-        || id.len() > 128
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
-    {
-        return Err(ApiError::BadRequest(format!(
-            "'{}' is not a task id (ids are up to 128 characters of letters, digits and -_.:)",
-            id.chars().take(64).collect::<String>()
-        )));
-    }
+    check_task_id(&id)?;
     let wait = match query.wait.as_deref() {
         None => Duration::ZERO,
         Some(text) => {
@@ -228,13 +263,7 @@ async fn task(
         }
     };
     let Some(record) = api.task(id.clone(), wait).await? else {
-        return Err(if api.store.was_pruned(id.clone()).await? {
-            ApiError::Gone(format!(
-                "task '{id}' finished and was pruned after its retention (up --retain)"
-            ))
-        } else {
-            ApiError::NotFound(format!("no task with id '{id}'"))
-        });
+        return Err(missing(&api, &id).await?);
     };
     Ok(Json(record).into_response())
 }
@@ -310,4 +339,19 @@ async fn metrics(State(api): State<TaskApi>) -> Response {
         api.metrics_text().await,
     )
         .into_response()
+}
+
+fn check_task_id(id: &str) -> Result<(), ApiError> {
+    if id.is_empty()
+        || id.len() > 128
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "'{}' is not a task id (ids are up to 128 characters of letters, digits and -_.:)",
+            id.chars().take(64).collect::<String>()
+        )));
+    }
+    Ok(())
 }

@@ -33,6 +33,8 @@ pub enum TaskStatus {
     Dead,
     /// Its deadline (or ttl) passed before a runner answered it.
     Expired,
+    /// Cancelled before a runner took it.
+    Cancelled,
 }
 
 impl TaskStatus {
@@ -44,6 +46,7 @@ impl TaskStatus {
             TaskStatus::Failed => "failed",
             TaskStatus::Dead => "dead",
             TaskStatus::Expired => "expired",
+            TaskStatus::Cancelled => "cancelled",
         }
     }
 
@@ -56,6 +59,7 @@ impl TaskStatus {
             "failed" => TaskStatus::Failed,
             "dead" => TaskStatus::Dead,
             "expired" => TaskStatus::Expired,
+            "cancelled" => TaskStatus::Cancelled,
             _ => return None,
         })
     }
@@ -67,6 +71,7 @@ impl TaskStatus {
             "failed" => TaskStatus::Failed,
             "dead" => TaskStatus::Dead,
             "expired" => TaskStatus::Expired,
+            "cancelled" => TaskStatus::Cancelled,
             _ => TaskStatus::Queued,
         }
     }
@@ -74,7 +79,11 @@ impl TaskStatus {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            TaskStatus::Done | TaskStatus::Failed | TaskStatus::Dead | TaskStatus::Expired
+            TaskStatus::Done
+                | TaskStatus::Failed
+                | TaskStatus::Dead
+                | TaskStatus::Expired
+                | TaskStatus::Cancelled
         )
     }
 
@@ -87,6 +96,7 @@ impl TaskStatus {
                     TaskStatus::Failed
                 }
                 ErrorKind::Expired => TaskStatus::Expired,
+                ErrorKind::Cancelled => TaskStatus::Cancelled,
             },
         }
     }
@@ -157,6 +167,7 @@ pub struct Unpublished {
     pub algorithm: String,
     pub payload: Value,
     pub deadline_ms: Option<u64>,
+    pub priority: u8,
 }
 
 /// The outcome of an insert.
@@ -212,6 +223,8 @@ impl TaskStore {
             )?;
         }
         add_column_if_missing(&connection, "deadline_ms INTEGER")?;
+        // Tasks of an older store were all submitted without one: 0.
+        add_column_if_missing(&connection, "priority INTEGER NOT NULL DEFAULT 0")?;
         connection.execute_batch(
             "CREATE INDEX IF NOT EXISTS tasks_finished ON tasks(finished_at_ms)
              WHERE finished_at_ms IS NOT NULL;",
@@ -246,6 +259,7 @@ impl TaskStore {
         payload: Value,
         idempotency_key: Option<String>,
         deadline_ms: Option<u64>,
+        priority: u8,
     ) -> Result<Inserted, StoreError> {
         self.with(move |connection| {
             let transaction = connection.transaction()?;
@@ -263,15 +277,16 @@ impl TaskStore {
             }
             transaction.execute(
                 "INSERT INTO tasks (id, algorithm, payload, idempotency_key, status, submitted_at_ms,
-                                    deadline_ms)
-                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)",
+                                    deadline_ms, priority)
+                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7)",
                 params![
                     id,
                     algorithm,
                     payload.to_string(),
                     idempotency_key,
                     now_ms(),
-                    deadline_ms.map(|ms| ms as i64)
+                    deadline_ms.map(|ms| ms as i64),
+                    priority
                 ],
             )?;
             transaction.commit()?;
@@ -302,7 +317,7 @@ impl TaskStore {
     pub async fn unpublished(&self) -> Result<Vec<Unpublished>, StoreError> {
         self.with(|connection| {
             let mut statement = connection.prepare(
-                "SELECT id, algorithm, payload, deadline_ms FROM tasks WHERE published = 0",
+                "SELECT id, algorithm, payload, deadline_ms, priority FROM tasks WHERE published = 0",
             )?;
             let rows = statement.query_map([], |row| {
                 let payload: String = row.get(2)?;
@@ -311,6 +326,7 @@ impl TaskStore {
                     algorithm: row.get(1)?,
                     payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
                     deadline_ms: row.get::<_, Option<i64>>(3)?.map(|ms| ms as u64),
+                    priority: row.get(4)?,
                 })
             })?;
             rows.collect()
@@ -437,6 +453,41 @@ impl TaskStore {
         .await
     }
 
+    /// Marks a task that is not final yet as cancelled (its tombstone, which controllers check
+    /// before calling a runner); the status it had, or `None` for an id never stored.
+    pub async fn cancel(&self, id: String) -> Result<Option<TaskStatus>, StoreError> {
+        self.with(move |connection| {
+            let transaction = connection.transaction()?;
+            let status: Option<String> = transaction
+                .query_row("SELECT status FROM tasks WHERE id = ?1", [&id], |row| {
+                    row.get(0)
+                })
+                .optional()?;
+            let Some(status) = status.map(|status| TaskStatus::parse(&status)) else {
+                return Ok(None);
+            };
+            if !status.is_final() {
+                transaction.execute(
+                    "UPDATE tasks SET status = 'cancelled', finished_at_ms = ?2 WHERE id = ?1",
+                    params![id, now_ms()],
+                )?;
+            }
+            transaction.commit()?;
+            Ok(Some(status))
+        })
+        .await
+    }
+
+    /// Whether `id` was cancelled: what controllers ask before calling a runner.
+    pub async fn is_cancelled(&self, id: String) -> Result<bool, StoreError> {
+        self.with(move |connection| {
+            connection
+                .prepare("SELECT 1 FROM tasks WHERE id = ?1 AND status = 'cancelled'")?
+                .exists([id])
+        })
+        .await
+    }
+
     /// Whether `id` was a task pruned after its retention.
     pub async fn was_pruned(&self, id: String) -> Result<bool, StoreError> {
         self.with(move |connection| {
@@ -555,11 +606,11 @@ mod tests {
         let (_dir, store) = store();
         let key = Some("k1".to_string());
         let first = store
-            .insert("a".into(), "echo".into(), json!({}), key.clone(), None)
+            .insert("a".into(), "echo".into(), json!({}), key.clone(), None, 0)
             .await
             .unwrap();
         let second = store
-            .insert("b".into(), "echo".into(), json!({}), key, None)
+            .insert("b".into(), "echo".into(), json!({}), key, None, 0)
             .await
             .unwrap();
         assert_eq!(first, Inserted::New);
@@ -577,11 +628,12 @@ mod tests {
                 json!({"text": "x"}),
                 None,
                 Some(4_102_444_800_000),
+                5,
             )
             .await
             .unwrap();
         store
-            .insert("b".into(), "echo".into(), json!({}), None, None)
+            .insert("b".into(), "echo".into(), json!({}), None, None, 0)
             .await
             .unwrap();
         store.mark_published("b".into()).await.unwrap();
@@ -593,6 +645,7 @@ mod tests {
                 algorithm: "echo".into(),
                 payload: json!({"text": "x"}),
                 deadline_ms: Some(4_102_444_800_000),
+                priority: 5,
             }]
         );
     }
@@ -601,7 +654,7 @@ mod tests {
     async fn results_are_recorded_once_per_id() {
         let (_dir, store) = store();
         store
-            .insert("a".into(), "echo".into(), json!({}), None, None)
+            .insert("a".into(), "echo".into(), json!({}), None, None, 0)
             .await
             .unwrap();
         assert_eq!(
@@ -620,7 +673,7 @@ mod tests {
         let (_dir, store) = store();
         for id in ["done", "queued"] {
             store
-                .insert(id.into(), "echo".into(), json!({"text": id}), None, None)
+                .insert(id.into(), "echo".into(), json!({"text": id}), None, None, 0)
                 .await
                 .unwrap();
         }

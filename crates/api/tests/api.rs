@@ -81,6 +81,7 @@ async fn long_poll_returns_the_queued_record_when_nothing_finishes() {
             json!({"text": "x"}),
             None,
             None,
+            0,
         )
         .await
         .unwrap();
@@ -531,6 +532,7 @@ async fn tasks_accepted_but_never_confirmed_are_republished_at_start() {
                 json!({"text": format!("survivor {n}")}),
                 None,
                 None,
+                0,
             )
             .await
             .unwrap();
@@ -645,7 +647,7 @@ async fn tasks_are_listed_newest_first_filtered_and_paged_by_cursor() {
     for (query, needle) in [
         (
             "state=lost",
-            "state: 'lost' is not one of queued, running, done, failed, dead, expired",
+            "state: 'lost' is not one of queued, running, done, failed, dead, expired, cancelled",
         ),
         ("limit=0", "limit: '0' is not a number from 1 to 500"),
         ("limit=501", "limit: '501'"),
@@ -782,4 +784,62 @@ async fn a_deadline_or_ttl_is_checked_at_submit_and_travels_with_the_task() {
         2,
         "nothing refused was queued"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_task_is_cancelled_and_one_that_finished_is_not() {
+    let stack = Stack::start().await;
+    let finished = stack.accepted("echo", json!({"text": "done"})).await;
+    stack.wait_final(&finished).await;
+    stack.stop_controller().await;
+    let queued = stack.accepted("echo", json!({"text": "never"})).await;
+    let delete = |id: &str| answer(stack.http.delete(stack.at(&format!("/v1/tasks/{id}"))));
+
+    assert_eq!(
+        delete(&queued).await,
+        (
+            200,
+            json!({"id": queued, "cancelled": true, "status": "cancelled"})
+        )
+    );
+    let (_, record) = stack.get(&format!("/v1/tasks/{queued}")).await;
+    assert_eq!(record["status"], "cancelled");
+    assert!(
+        stack
+            .api
+            .store()
+            .is_cancelled(queued.clone())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        delete(&queued).await,
+        (
+            409,
+            json!({"id": queued, "cancelled": false, "status": "cancelled"})
+        )
+    );
+    assert_eq!(
+        delete(&finished).await,
+        (
+            409,
+            json!({"id": finished, "cancelled": false, "status": "done"})
+        )
+    );
+    assert!(
+        !stack
+            .api
+            .store()
+            .is_cancelled(finished.clone())
+            .await
+            .unwrap()
+    );
+    assert_refused(
+        delete("never-submitted").await,
+        404,
+        &["no task with id 'never-submitted'"],
+    );
+    assert_refused(delete("not%20an%20id").await, 400, &["is not a task id"]);
+    let (_, cancelled) = stack.get("/v1/tasks?state=cancelled").await;
+    assert_eq!(cancelled["tasks"][0]["id"], queued.as_str());
 }

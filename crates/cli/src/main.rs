@@ -43,6 +43,8 @@ enum Command {
     Controller(commands::controller::Args),
     /// Publish tasks (and wait for their results).
     Submit(commands::submit::Args),
+    /// Cancel tasks through `up`'s task API: a task not yet running is never run.
+    Cancel(commands::cancel::Args),
     /// Print every algorithm's payload schema, from every registered runner.
     Schemas(commands::schemas::Args),
     /// List or replay dead-lettered tasks.
@@ -92,6 +94,7 @@ fn run() -> anyhow::Result<()> {
             Command::Runner(args) => commands::runner::run(args).await,
             Command::Controller(args) => commands::controller::run(args).await,
             Command::Submit(args) => commands::submit::run(args).await,
+            Command::Cancel(args) => commands::cancel::run(args).await,
             Command::Schemas(args) => commands::schemas::run(args).await,
             Command::DeadLetters(args) => commands::dead_letters::run(args).await,
             Command::Bench(args) => commands::bench::run(args).await,

@@ -19,6 +19,7 @@ use crate::received::{Received, now_ms};
 use crate::registry::Routes;
 use crate::routing::Replica;
 use crate::settle::Verdict;
+use crate::tombstones::{NoTombstones, Tombstones};
 
 /// Dead-letter reason of a task that failed transiently until it ran out of attempts (the other
 /// reasons are the permanent error kinds: `invalid_task`, `rejected`, `bad_response`, `no_runner`).
@@ -31,6 +32,8 @@ pub(crate) struct Worker {
     pub routes: Routes,
     pub runners: RunnerClient,
     pub metrics: Metrics,
+    /// Where cancellations are recorded; asked before every call to a runner.
+    pub tombstones: Arc<dyn Tombstones>,
     /// Draws the jitter of retry delays.
     rng: Mutex<fastrand::Rng>,
 }
@@ -48,6 +51,7 @@ impl Worker {
             routes,
             runners,
             metrics: Metrics::new(),
+            tombstones: Arc::new(NoTombstones),
             rng: Mutex::new(fastrand::Rng::new()),
         }
     }
@@ -129,6 +133,12 @@ impl Worker {
                     return expired(attempt, last_runner, last_error.as_ref());
                 }
                 timeout = timeout.min(left);
+            }
+            if self.tombstones.is_cancelled(&received.id).await {
+                return Verdict::Cancelled {
+                    attempts: attempt,
+                    runner: last_runner,
+                };
             }
             attempt += 1;
             let Some(replica) = self.route(algorithm, &tried).await else {

@@ -22,6 +22,7 @@ mod received;
 mod registry;
 pub mod routing;
 mod settle;
+mod tombstones;
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ pub use config::{ControllerConfig, Timeouts};
 pub use handler::ATTEMPTS_EXHAUSTED;
 pub use metrics::Metrics;
 pub use registry::{RunnerSource, SourceError};
+pub use tombstones::Tombstones;
 
 use call::RunnerClient;
 use handler::Worker;
@@ -71,6 +73,15 @@ impl Controller {
         Ok(Controller {
             worker: Arc::new(Worker::new(broker, config, routes, client)),
         })
+    }
+
+    /// Checks `tombstones` before every call to a runner: a task cancelled there is not run,
+    /// and its result says `cancelled`.
+    pub fn with_tombstones(mut self, tombstones: Arc<dyn Tombstones>) -> Self {
+        Arc::get_mut(&mut self.worker)
+            .expect("the worker is shared only once the controller runs")
+            .tombstones = tombstones;
+        self
     }
 
     /// This controller's metrics; `metrics().router()` serves them at `GET /metrics`.

@@ -32,6 +32,11 @@ pub(crate) enum Verdict {
         attempts: u32,
         runner: Option<String>,
     },
+    /// Cancelled before a runner took it: tell the producer, dead-letter nothing.
+    Cancelled {
+        attempts: u32,
+        runner: Option<String>,
+    },
     /// Publish it again, visible after `delay`; waiting holds no concurrency slot.
     Retry {
         delay: Duration,
@@ -99,6 +104,21 @@ impl Worker {
                 self.metrics.task_finished(
                     label,
                     switchyard_wire::ErrorKind::Expired.as_str(),
+                    received.waited(now_ms()),
+                );
+            }
+            Verdict::Cancelled { attempts, runner } => {
+                tracing::info!(task_id = %received.id, algorithm, attempts, "cancelled: not run");
+                let error = TaskError {
+                    kind: switchyard_wire::ErrorKind::Cancelled,
+                    message: "the task was cancelled before a runner took it".to_owned(),
+                    status: None,
+                };
+                let result = result(TaskOutcome::Error { error }, attempts, runner);
+                self.publish_result(original, &result).await?;
+                self.metrics.task_finished(
+                    label,
+                    switchyard_wire::ErrorKind::Cancelled.as_str(),
                     received.waited(now_ms()),
                 );
             }

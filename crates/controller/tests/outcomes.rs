@@ -670,6 +670,58 @@ async fn a_call_gets_the_time_left_not_the_algorithms_timeout() {
     );
 }
 
+async fn a_cancelled_task_is_not_run_even_when_it_comes_back_for_a_retry<H: Harness>() {
+    let tombstones = TestTombstones::default();
+    let runner = FakeRunner::start({
+        let tombstones = tombstones.clone();
+        move |call: Incoming| {
+            let tombstones = tombstones.clone();
+            async move {
+                // Cancelled while it waits for its retry.
+                tombstones.cancel("retried");
+                answer(503, json!({"message": "full: try again", "call": call.n}))
+            }
+        }
+    })
+    .await;
+    let backend = Backend::<H>::open().await;
+    let registry = Registry::with(vec![runner.entry("r1", &["echo"])]);
+    tombstones.cancel("queued");
+    backend.submit("queued", "echo", json!({})).await;
+    backend.submit("retried", "echo", json!({})).await;
+    let controller =
+        switchyard_controller::Controller::new(backend.broker(), config(), registry.clone())
+            .unwrap()
+            .with_tombstones(std::sync::Arc::new(tombstones.clone()));
+    let running = backend.start_with(controller);
+    let results = backend.results(2, WITHIN).await;
+    running.stop().await.unwrap();
+
+    let by_id: BTreeMap<&str, _> = results
+        .iter()
+        .map(|result| (result.id.as_str(), result))
+        .collect();
+    for (id, attempts) in [("queued", 0), ("retried", 1)] {
+        let error = error_of(by_id[id]);
+        assert_eq!(error.kind, ErrorKind::Cancelled, "{id}: {:?}", by_id[id]);
+        assert_eq!(by_id[id].attempts, attempts, "{id}");
+        assert_eq!(
+            error.message,
+            "the task was cancelled before a runner took it"
+        );
+    }
+    assert_eq!(
+        runner.calls.all().len(),
+        1,
+        "only the retried task's first try reached the runner"
+    );
+    assert!(
+        backend.dead_letters().await.is_empty(),
+        "a cancelled task is not dead-lettered"
+    );
+    backend.wait_for_depth(0, 0).await;
+}
+
 on_backend!(memory: MemoryHarness;
     a_runner_answering_503_twice_then_200_gives_one_ok_result_after_3_attempts,
     a_dead_replica_is_failed_over_to_the_live_one,
@@ -686,6 +738,7 @@ on_backend!(memory: MemoryHarness;
     metrics_count_tasks_by_algorithm_and_outcome,
     a_task_whose_deadline_passed_while_queued_is_never_run,
     a_retry_is_not_scheduled_past_the_deadline,
+    a_cancelled_task_is_not_run_even_when_it_comes_back_for_a_retry,
 );
 // The slow backends run the outcomes that go through the broker differently: a delayed retry
 // (delay queues, visible_at), a dead letter that keeps the task whole, and results to reply_to
@@ -693,6 +746,7 @@ on_backend!(memory: MemoryHarness;
 on_backend!(embedded: EmbeddedHarness;
     a_runner_answering_503_twice_then_200_gives_one_ok_result_after_3_attempts,
     a_task_whose_deadline_passed_while_queued_is_never_run,
+    a_cancelled_task_is_not_run_even_when_it_comes_back_for_a_retry,
     a_400_is_dead_lettered_at_once_with_the_runners_message,
     a_runner_failing_every_time_exhausts_the_attempts,
     results_go_to_reply_to_or_else_to_the_results_queue,
@@ -703,6 +757,7 @@ on_backend!(embedded: EmbeddedHarness;
 on_backend!(amqp: AmqpHarness;
     a_runner_answering_503_twice_then_200_gives_one_ok_result_after_3_attempts,
     a_task_whose_deadline_passed_while_queued_is_never_run,
+    a_cancelled_task_is_not_run_even_when_it_comes_back_for_a_retry,
     a_400_is_dead_lettered_at_once_with_the_runners_message,
     results_go_to_reply_to_or_else_to_the_results_queue,
 );

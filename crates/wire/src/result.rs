@@ -72,6 +72,9 @@ pub enum ErrorKind {
     /// `"status": "error"`, so a consumer that only reads `status` is unaffected, and one that
     /// matches on `kind` should treat kinds it does not know as permanent errors.
     Expired,
+    /// Cancelled (`DELETE /v1/tasks/{id}`) before a runner took it: never run. Permanent, not
+    /// dead-lettered; added after the first release, like `Expired`.
+    Cancelled,
 }
 
 impl ErrorKind {
@@ -83,6 +86,7 @@ impl ErrorKind {
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::BadResponse => "bad_response",
             ErrorKind::Expired => "expired",
+            ErrorKind::Cancelled => "cancelled",
         }
     }
 }

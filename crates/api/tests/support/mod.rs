@@ -197,7 +197,7 @@ impl Stack {
             assert_eq!(status, 200, "{record}");
             if matches!(
                 record["status"].as_str(),
-                Some("done" | "failed" | "dead" | "expired")
+                Some("done" | "failed" | "dead" | "expired" | "cancelled")
             ) {
                 return record;
             }

@@ -1,6 +1,7 @@
 //! One module per subcommand: its flags (`Args`) and its `run`.
 
 pub mod bench;
+pub mod cancel;
 pub mod controller;
 pub mod dead_letters;
 pub mod discovery;

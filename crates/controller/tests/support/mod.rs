@@ -298,8 +298,12 @@ impl<H: Harness> Backend<H> {
     }
 
     pub fn start(&self, config: ControllerConfig, registry: &Registry) -> Running {
-        let controller =
-            Arc::new(Controller::new(self.broker(), config, registry.clone()).unwrap());
+        self.start_with(Controller::new(self.broker(), config, registry.clone()).unwrap())
+    }
+
+    /// Runs a controller built by the test (with tombstones, say).
+    pub fn start_with(&self, controller: Controller) -> Running {
+        let controller = Arc::new(controller);
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn({
             let controller = controller.clone();
@@ -387,5 +391,22 @@ pub async fn eventually(within: Duration, what: &str, condition: impl Fn() -> bo
             "timed out after {within:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Cancellations a test records, as `up`'s task store would.
+#[derive(Clone, Default)]
+pub struct TestTombstones(pub Arc<Mutex<std::collections::BTreeSet<String>>>);
+
+impl TestTombstones {
+    pub fn cancel(&self, id: &str) {
+        self.0.lock().unwrap().insert(id.to_owned());
+    }
+}
+
+impl switchyard_controller::Tombstones for TestTombstones {
+    fn is_cancelled<'a>(&'a self, task_id: &'a str) -> futures::future::BoxFuture<'a, bool> {
+        let cancelled = self.0.lock().unwrap().contains(task_id);
+        Box::pin(async move { cancelled })
     }
 }

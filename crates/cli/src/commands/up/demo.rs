@@ -205,7 +205,7 @@ async fn wait_for(
             .json()
             .await?;
         let status = record["status"].as_str().unwrap_or_default();
-        if matches!(status, "done" | "failed" | "dead" | "expired") {
+        if matches!(status, "done" | "failed" | "dead" | "expired" | "cancelled") {
             return Ok(record);
         }
         anyhow::ensure!(

@@ -187,7 +187,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             ..Default::default()
         },
         discovery_client.clone(),
-    )?;
+    )?
+    .with_tombstones(Arc::new(StoreTombstones(store.clone())));
     let controller_shutdown = shutdown.clone();
     components.spawn(named("controller", async move {
         controller
@@ -347,5 +348,26 @@ impl std::str::FromStr for Keep {
             "forever" => Ok(Keep(None)),
             other => switchyard_wire::duration::parse_duration(other).map(|keep| Keep(Some(keep))),
         }
+    }
+}
+
+/// Cancellations are recorded in the task store (`DELETE /v1/tasks/{id}`); the controller asks
+/// it before every call to a runner.
+struct StoreTombstones(TaskStore);
+
+impl switchyard_controller::Tombstones for StoreTombstones {
+    fn is_cancelled<'a>(&'a self, task_id: &'a str) -> futures::future::BoxFuture<'a, bool> {
+        Box::pin(async move {
+            self.0
+                .is_cancelled(task_id.to_owned())
+                .await
+                .unwrap_or_else(|error| {
+                    tracing::warn!(
+                        task_id,
+                        "cannot read cancellations, running the task: {error}"
+                    );
+                    false
+                })
+        })
     }
 }
