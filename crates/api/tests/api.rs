@@ -263,12 +263,12 @@ async fn malformed_submit_bodies_are_refused_naming_the_problem() {
     assert_refused(
         stack
             .submit(
-                json!({"algorithm": "echo", "payload": {"text": "x"}, "priority": 1}),
+                json!({"algorithm": "echo", "payload": {"text": "x"}, "priorty": 1}),
                 None,
             )
             .await,
         400,
-        &["unknown field `priority`"],
+        &["unknown field `priorty`"],
     );
     assert_refused(
         stack.submit(json!(["echo", {"text": "x"}]), None).await,
