@@ -521,6 +521,60 @@ async fn an_unconfirmed_publish_is_answered_503_and_forgotten() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_priority_outside_0_to_9_is_refused_naming_the_field() {
+    let stack = Stack::start().await;
+    for priority in [json!(10), json!(-1), json!("high"), json!(1.5), json!(256)] {
+        let body = json!({"algorithm": "echo", "payload": {"text": "x"}, "priority": priority});
+        assert_refused(
+            stack.submit(body, None).await,
+            400,
+            &[
+                "invalid field 'priority'",
+                "expected an integer from 0 to 9",
+            ],
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_is_published_with_its_priority_also_when_republished_at_start() {
+    let stack = Stack::start().await;
+    stack.stop_controller().await;
+    let urgent = json!({"algorithm": "echo", "payload": {"text": "now"}, "priority": 9});
+    let (status, urgent) = stack.submit(urgent, None).await;
+    assert_eq!(status, 202, "{urgent}");
+    let plain = stack.accepted("echo", json!({"text": "later"})).await;
+    stack
+        .api
+        .store()
+        .insert(
+            "before-crash".into(),
+            "echo".into(),
+            json!({"text": "again"}),
+            None,
+            None,
+            4,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stack.api.republish_unconfirmed().await.unwrap(), 1);
+    let queued: Vec<(String, u8)> = stack
+        .broker
+        .queued_tasks()
+        .into_iter()
+        .map(|message| (message.id.unwrap(), message.priority))
+        .collect();
+    assert_eq!(
+        queued,
+        [
+            (urgent["id"].as_str().unwrap().to_owned(), 9),
+            ("before-crash".to_owned(), 4),
+            (plain, 0),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_accepted_but_never_confirmed_are_republished_at_start() {
     let stack = Stack::start().await;
     let store = stack.api.store();
