@@ -49,6 +49,9 @@ pub struct Args {
     /// The same as a duration from now, e.g. `30s`.
     #[arg(long)]
     ttl: Option<String>,
+    /// 0 (the default) to 9: a worker takes the highest-priority waiting task first.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=9))]
+    priority: u8,
     /// How long `--wait` waits for all results.
     #[arg(long, env = "SWITCHYARD_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     timeout: Duration,
@@ -59,6 +62,7 @@ pub struct Args {
 struct SubmitOptions {
     /// Unix ms past which the task is not run.
     deadline_ms: Option<u64>,
+    priority: u8,
 }
 
 impl Args {
@@ -94,6 +98,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .collect();
     let options = SubmitOptions {
         deadline_ms: args.deadline_ms()?,
+        priority: args.priority,
     };
     let mut transport = match &args.server {
         Some(server) => Transport::http(server, args.timeout, options).await?,
@@ -102,7 +107,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.file.is_none() {
         return submit_one(&mut transport, &submitted[0], args.wait, args.timeout).await;
     }
-    publish_all(&transport, &submitted).await?;
+    let submitted = publish_all(&transport, &submitted).await?;
     if !args.wait {
         for (id, _) in &submitted {
             println!("{id}");
@@ -119,7 +124,7 @@ async fn submit_one(
     wait: bool,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    transport.publish(id, task).await?;
+    let id = &transport.publish(id, task).await?;
     if !wait {
         println!("{id}");
         return Ok(());
@@ -166,19 +171,24 @@ fn read_tasks(path: &Path) -> anyhow::Result<Vec<Task>> {
     Ok(tasks)
 }
 
-async fn publish_all(transport: &Transport, submitted: &[(String, Task)]) -> anyhow::Result<()> {
+/// Publishes every task; each under the id the worker knows it by (see [`Transport::publish`]).
+async fn publish_all(
+    transport: &Transport,
+    submitted: &[(String, Task)],
+) -> anyhow::Result<Vec<(String, Task)>> {
     let bar = progress(submitted.len(), "submitting");
-    futures::stream::iter(submitted)
-        .map(|(id, task)| transport.publish(id, task))
-        .buffer_unordered(PUBLISHES_IN_FLIGHT)
-        .try_for_each(|()| {
+    let published = futures::stream::iter(submitted)
+        .map(|(id, task)| async {
+            let id = transport.publish(id, task).await?;
             bar.inc(1);
-            futures::future::ready(Ok(()))
+            anyhow::Ok((id, task.clone()))
         })
+        .buffered(PUBLISHES_IN_FLIGHT)
+        .try_collect::<Vec<_>>()
         .await?;
     bar.finish_and_clear();
-    eprintln!("submitted {} tasks", submitted.len());
-    Ok(())
+    eprintln!("submitted {} tasks", published.len());
+    Ok(published)
 }
 
 /// Collects one result per submitted task, printing each as a JSON line, until all are in or
@@ -292,8 +302,8 @@ enum Transport {
         client: reqwest::Client,
         /// The API's base URL, without a trailing slash.
         server: String,
-        /// (the API's id, our id) of each task submitted and not yet reported, oldest first.
-        pending: std::sync::Mutex<std::collections::VecDeque<(String, String)>>,
+        /// The API's id of each task submitted and not yet reported, oldest first.
+        pending: std::sync::Mutex<std::collections::VecDeque<String>>,
         options: SubmitOptions,
     },
 }
@@ -335,7 +345,10 @@ impl Transport {
         })
     }
 
-    async fn publish(&self, id: &str, task: &Task) -> anyhow::Result<()> {
+    /// Publishes `task` under `id`, and returns the id the worker knows it by: `id` itself on
+    /// AMQP, the id `up`'s API gave it (`id` is its idempotency key there), which is the one
+    /// `GET`/`DELETE /v1/tasks/{id}` take.
+    async fn publish(&self, id: &str, task: &Task) -> anyhow::Result<String> {
         match self {
             Transport::Http {
                 client,
@@ -344,6 +357,10 @@ impl Transport {
                 options,
             } => {
                 let mut body = serde_json::to_value(task)?;
+                // Left out at the default, so an `up` from before priorities takes it too.
+                if options.priority > 0 {
+                    body["priority"] = options.priority.into();
+                }
                 if let Some(deadline_ms) = options.deadline_ms {
                     // The API takes a ttl from its own clock: what is left of ours.
                     let left = switchyard_wire::deadline::time_left(
@@ -376,15 +393,17 @@ impl Transport {
                 pending
                     .lock()
                     .expect("no panics while holding it")
-                    .push_back((api_id.to_string(), id.to_string()));
-                Ok(())
+                    .push_back(api_id.to_string());
+                Ok(api_id.to_string())
             }
             Transport::Amqp {
                 broker,
                 replies,
                 options,
             } => {
-                let mut message = Message::new(task.to_json_bytes()).with_id(id);
+                let mut message = Message::new(task.to_json_bytes())
+                    .with_id(id)
+                    .with_priority(options.priority);
                 if let Some(deadline_ms) = options.deadline_ms {
                     message.headers.insert(
                         switchyard_wire::headers::DEADLINE_MS.into(),
@@ -398,7 +417,8 @@ impl Transport {
                 broker
                     .publish_task(message, Duration::ZERO)
                     .await
-                    .with_context(|| format!("publishing task {id}"))
+                    .with_context(|| format!("publishing task {id}"))?;
+                Ok(id.to_owned())
             }
         }
     }
@@ -412,7 +432,7 @@ impl Transport {
                 pending,
                 ..
             } => {
-                let Some((api_id, our_id)) = pending
+                let Some(api_id) = pending
                     .get_mut()
                     .expect("no panics while holding it")
                     .pop_front()
@@ -428,7 +448,7 @@ impl Transport {
                         .with_context(|| format!("reading task {api_id} from {server}"))?
                         .json()
                         .await?;
-                    if let Some(result) = record_to_result(&record, &our_id)? {
+                    if let Some(result) = record_to_result(&record, &api_id)? {
                         return Ok(Some(result));
                     }
                 }
@@ -504,7 +524,15 @@ fn record_to_result(record: &serde_json::Value, id: &str) -> anyhow::Result<Opti
         Some("done") => TaskOutcome::Ok {
             result: record["result"].clone(),
         },
-        Some("failed" | "dead") => TaskOutcome::Error {
+        // Cancelled through the API: final at once, before any controller says so.
+        Some("cancelled") if record.get("error").is_none() => TaskOutcome::Error {
+            error: switchyard_wire::TaskError {
+                kind: switchyard_wire::ErrorKind::Cancelled,
+                message: "the task was cancelled".to_owned(),
+                status: None,
+            },
+        },
+        Some("failed" | "dead" | "expired" | "cancelled") => TaskOutcome::Error {
             error: serde_json::from_value(record["error"].clone())
                 .context("a failed task record without a readable error")?,
         },
@@ -526,6 +554,22 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn priority_is_0_unless_given_and_only_0_to_9() {
+        use clap::Parser;
+        type Cli = crate::commands::FlagsOnly<Args>;
+        let parse = |extra: &[&str]| {
+            Cli::try_parse_from([&["submit", "echo", "{}"][..], extra].concat())
+                .map(|cli| cli.args.priority)
+        };
+        assert_eq!(parse(&[]).unwrap(), 0);
+        assert_eq!(parse(&["--priority", "9"]).unwrap(), 9);
+        for refused in ["10", "-1", "high"] {
+            let error = parse(&["--priority", refused]).unwrap_err().to_string();
+            assert!(error.contains("--priority"), "{refused}: {error}");
+        }
+    }
+
+    #[test]
     fn api_records_become_results_once_final() {
         let done = json!({"id": "api-1", "algorithm": "echo", "status": "done", "attempts": 1,
                           "result": {"length": 1}, "runner": "http://r", "duration_ms": 4});
@@ -543,6 +587,15 @@ mod tests {
                 .is_none()
         );
         assert!(record_to_result(&json!({"status": "dead"}), "x").is_err());
+        let expired = json!({"status": "expired", "error": {"kind": "expired", "message": "late"}});
+        assert!(!record_to_result(&expired, "x").unwrap().unwrap().is_ok());
+        let cancelled = record_to_result(&json!({"status": "cancelled"}), "x")
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            cancelled.outcome,
+            TaskOutcome::Error { error } if error.kind == switchyard_wire::ErrorKind::Cancelled
+        ));
     }
 
     #[test]
