@@ -564,7 +564,8 @@ mod tests {
         assert_eq!(parse(&[]).unwrap(), 0);
         assert_eq!(parse(&["--priority", "9"]).unwrap(), 9);
         for refused in ["10", "-1", "high"] {
-            let error = parse(&["--priority", refused]).unwrap_err().to_string();
+            let flag = format!("--priority={refused}");
+            let error = parse(&[&flag]).unwrap_err().to_string();
             assert!(error.contains("--priority"), "{refused}: {error}");
         }
     }
