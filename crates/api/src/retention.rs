@@ -72,27 +72,31 @@ pub async fn prune_once(
 ) -> Result<(usize, usize), crate::store::StoreError> {
     let before =
         |keep: Duration| now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
-    let mut forgotten = 0;
-    if let Some(keep) = retention.tasks {
-        loop {
-            let pruned = store.prune(before(keep), BATCH).await?;
-            forgotten += pruned;
-            if pruned < BATCH {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-    }
-    let mut dropped = 0;
-    if let Some(keep) = retention.payloads {
-        loop {
-            let changed = store.drop_payloads(before(keep), BATCH).await?;
-            dropped += changed;
-            if changed < BATCH {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-    }
+    let forgotten = match retention.tasks {
+        Some(keep) => in_batches(|| store.prune(before(keep), BATCH)).await?,
+        None => 0,
+    };
+    let dropped = match retention.payloads {
+        Some(keep) => in_batches(|| store.drop_payloads(before(keep), BATCH)).await?,
+        None => 0,
+    };
     Ok((forgotten, dropped))
+}
+
+/// Runs `batch` until one changes fewer than [`BATCH`] rows, yielding in between so other
+/// writers get the store; the rows changed in all.
+async fn in_batches<F, Fut>(mut batch: F) -> Result<usize, crate::store::StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, crate::store::StoreError>>,
+{
+    let mut total = 0;
+    loop {
+        let changed = batch().await?;
+        total += changed;
+        if changed < BATCH {
+            return Ok(total);
+        }
+        tokio::task::yield_now().await;
+    }
 }

@@ -480,22 +480,21 @@ impl TaskStore {
 
     /// Whether `id` was cancelled: what controllers ask before calling a runner.
     pub async fn is_cancelled(&self, id: String) -> Result<bool, StoreError> {
-        self.with(move |connection| {
-            connection
-                .prepare("SELECT 1 FROM tasks WHERE id = ?1 AND status = 'cancelled'")?
-                .exists([id])
-        })
+        self.exists(
+            "SELECT 1 FROM tasks WHERE id = ?1 AND status = 'cancelled'",
+            id,
+        )
         .await
     }
 
     /// Whether `id` was a task pruned after its retention.
     pub async fn was_pruned(&self, id: String) -> Result<bool, StoreError> {
-        self.with(move |connection| {
-            connection
-                .prepare("SELECT 1 FROM pruned WHERE id = ?1")?
-                .exists([id])
-        })
-        .await
+        self.exists("SELECT 1 FROM pruned WHERE id = ?1", id).await
+    }
+
+    async fn exists(&self, query: &'static str, id: String) -> Result<bool, StoreError> {
+        self.with(move |connection| connection.prepare(query)?.exists([id]))
+            .await
     }
 
     /// Tasks newest first, at most `limit`, after `page.after` when given, of one status and

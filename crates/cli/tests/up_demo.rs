@@ -22,27 +22,12 @@ fn row<'a>(table: &'a str, input: &str) -> &'a str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_runs_every_sample_and_prints_the_answers() {
     let up = UpArgs::new();
-    let log = up.data.path().join("up.log");
-    let child = up
-        .command(&["--demo"], &log)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the switchyard binary runs");
-    let output = tokio::time::timeout(DEMO_LIMIT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "the demo did not end within {DEMO_LIMIT:?}:\n{}",
-                read_log(&log)
-            )
-        })
-        .unwrap();
+    let (output, log) = demo(&up, &[]).await;
     let table = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "demo failed ({}):\n{table}\n{}",
-        output.status,
-        read_log(&log)
+        "demo failed ({}):\n{table}\n{log}",
+        output.status
     );
     let header = table.lines().next().unwrap_or_default();
     for column in ["ALGORITHM", "INPUT", "STATUS", "ANSWER", "MS"] {
@@ -89,7 +74,6 @@ async fn demo_runs_every_sample_and_prints_the_answers() {
     assert_eq!(total, done, "{summary}");
 
     // A clean stop: the runner leaves discovery before discovery stops.
-    let log = read_log(&log);
     assert!(log.contains("deregistered from discovery"), "{log}");
     assert!(!log.contains("could not deregister"), "{log}");
 }

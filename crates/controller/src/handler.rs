@@ -135,7 +135,12 @@ impl Worker {
                 timeout = timeout.min(left);
             }
             if self.tombstones.is_cancelled(&received.id).await {
-                return Verdict::Cancelled {
+                return Verdict::Ended {
+                    error: TaskError {
+                        kind: ErrorKind::Cancelled,
+                        message: "the task was cancelled before a runner took it".to_owned(),
+                        status: None,
+                    },
                     attempts: attempt,
                     runner: last_runner,
                 };
@@ -338,7 +343,7 @@ fn expired(attempts: u32, runner: Option<String>, last_error: Option<&TaskError>
         ),
         None => "the task's deadline passed before a runner took it: it was not run".to_owned(),
     };
-    Verdict::Expired {
+    Verdict::Ended {
         error: TaskError {
             kind: ErrorKind::Expired,
             message,

@@ -26,14 +26,10 @@ pub(crate) enum Verdict {
         attempts: u32,
         runner: Option<String>,
     },
-    /// Its deadline passed: tell the producer, dead-letter nothing (nobody waits for it).
-    Expired {
+    /// Over for a reason no replay could change (its deadline passed, it was cancelled): tell
+    /// the producer, dead-letter nothing.
+    Ended {
         error: TaskError,
-        attempts: u32,
-        runner: Option<String>,
-    },
-    /// Cancelled before a runner took it: tell the producer, dead-letter nothing.
-    Cancelled {
         attempts: u32,
         runner: Option<String>,
     },
@@ -93,34 +89,17 @@ impl Worker {
                 self.metrics
                     .task_finished(label, reason, received.waited(now_ms()));
             }
-            Verdict::Expired {
+            Verdict::Ended {
                 error,
                 attempts,
                 runner,
             } => {
-                tracing::info!(task_id = %received.id, algorithm, attempts, error = %error.message, "expired");
+                let kind = error.kind.as_str();
+                tracing::info!(task_id = %received.id, algorithm, attempts, error = %error.message, "{kind}");
                 let result = result(TaskOutcome::Error { error }, attempts, runner);
                 self.publish_result(original, &result).await?;
-                self.metrics.task_finished(
-                    label,
-                    switchyard_wire::ErrorKind::Expired.as_str(),
-                    received.waited(now_ms()),
-                );
-            }
-            Verdict::Cancelled { attempts, runner } => {
-                tracing::info!(task_id = %received.id, algorithm, attempts, "cancelled: not run");
-                let error = TaskError {
-                    kind: switchyard_wire::ErrorKind::Cancelled,
-                    message: "the task was cancelled before a runner took it".to_owned(),
-                    status: None,
-                };
-                let result = result(TaskOutcome::Error { error }, attempts, runner);
-                self.publish_result(original, &result).await?;
-                self.metrics.task_finished(
-                    label,
-                    switchyard_wire::ErrorKind::Cancelled.as_str(),
-                    received.waited(now_ms()),
-                );
+                self.metrics
+                    .task_finished(label, kind, received.waited(now_ms()));
             }
             Verdict::Retry {
                 delay,
