@@ -148,13 +148,13 @@ on_backend!(memory: MemoryHarness; urgent_tasks_overtake_a_backlog);
 on_backend!(embedded: EmbeddedHarness; urgent_tasks_overtake_a_backlog);
 
 #[tokio::test]
-#[ignore = "the issue's measurement, a minute of work: run by hand with --ignored --nocapture"]
+#[ignore = "the issue's measurement (5,000 tasks): run by hand with --ignored --nocapture"]
 async fn five_thousand_then_twenty_on_the_embedded_queue() {
     the_figure::<EmbeddedHarness>("embedded").await;
 }
 
 #[tokio::test]
-#[ignore = "the issue's measurement, a minute of work: run by hand with --ignored --nocapture"]
+#[ignore = "the issue's measurement (5,000 tasks): run by hand with --ignored --nocapture"]
 async fn five_thousand_then_twenty_on_rabbitmq() {
     the_figure::<AmqpHarness>("RabbitMQ").await;
 }
