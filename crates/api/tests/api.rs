@@ -694,7 +694,7 @@ async fn tasks_are_listed_newest_first_filtered_and_paged_by_cursor() {
         echoed.iter().rev().cloned().collect::<Vec<_>>()
     );
     let (_, failed) = stack.get("/v1/tasks?state=failed").await;
-    assert_eq!(ids(&failed), [refused.clone()]);
+    assert_eq!(ids(&failed), std::slice::from_ref(&refused));
     let (_, none) = stack.get("/v1/tasks?algorithm=nap").await;
     assert_eq!(none, json!({"tasks": [], "next_cursor": null}));
 

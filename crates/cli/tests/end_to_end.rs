@@ -498,11 +498,8 @@ async fn submit_ttl_expires_a_task_left_on_the_queue_and_a_deadline_passed_is_re
     let discovery = start_discovery().await;
     let _runner = start_runner(&discovery, vec![switchyard_algorithms::echo_algorithm()]).await;
     let amqp = ["--amqp", vhost.url.as_str(), "--queue", QUEUE];
-    let submit = |extra: &'static [&'static str]| {
-        let amqp = amqp;
-        async move {
-            switchyard(&[&["submit", "echo", r#"{"text": "t"}"#][..], extra, &amqp].concat()).await
-        }
+    let submit = |extra: &'static [&'static str]| async move {
+        switchyard(&[&["submit", "echo", r#"{"text": "t"}"#][..], extra, &amqp].concat()).await
     };
 
     let refused = submit(&["--deadline", "2020-01-01T00:00:00Z"]).await;
