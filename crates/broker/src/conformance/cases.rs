@@ -9,8 +9,7 @@ use tokio::time::Instant;
 
 use super::{Depth, Harness, QUIET, REQUEUE_WITHIN, WAIT, next, next_within, task, wait_for_depth};
 use crate::{
-    Broker, BrokerError, DeadLetter, DeadLetterStore, Deliveries, MAX_PRIORITY, Message,
-    ResultSource,
+    Broker, BrokerError, DeadLetter, DeadLetterStore, MAX_PRIORITY, Message, ResultSource,
 };
 
 /// A message using every property Switchyard reads, with a body that is not UTF-8.
@@ -298,25 +297,33 @@ pub async fn a_delivery_of_a_dead_connection_comes_back_and_its_late_ack_fails<H
     wait_for_depth(&harness, Depth::default()).await;
 }
 
-/// Takes `count` deliveries and acks each: their ids and priorities, in delivery order.
-async fn take_in_order(tasks: &mut Deliveries, count: usize) -> Vec<(String, u8)> {
-    let mut order = Vec::with_capacity(count);
+/// Once exactly `expected.len()` tasks are visible, takes them one at a time (acking each) and
+/// checks their ids and priorities come in that order.
+async fn assert_delivered_in_order<H: Harness>(harness: &H, expected: &[(&str, u8)]) {
+    let count = expected.len();
+    wait_for_depth(
+        harness,
+        Depth {
+            ready: count,
+            delayed: 0,
+        },
+    )
+    .await;
+    let mut tasks = harness.broker().consume_tasks(1).await.unwrap();
+    let mut delivered = Vec::with_capacity(count);
     for _ in 0..count {
-        let delivery = next(tasks).await;
-        order.push((
+        let delivery = next(&mut tasks).await;
+        delivered.push((
             delivery.message.id.clone().unwrap(),
             delivery.message.priority,
         ));
         delivery.ack().await.unwrap();
     }
-    order
-}
-
-fn order(expected: &[(&str, u8)]) -> Vec<(String, u8)> {
-    expected
+    let expected: Vec<(String, u8)> = expected
         .iter()
         .map(|&(id, priority)| (id.to_owned(), priority))
-        .collect()
+        .collect();
+    assert_eq!(delivered, expected);
 }
 
 pub async fn higher_priorities_are_delivered_first_in_publish_order_within_one<H: Harness>() {
@@ -335,18 +342,9 @@ pub async fn higher_priorities_are_delivered_first_in_publish_order_within_one<H
     for message in published {
         broker.publish_task(message, Duration::ZERO).await.unwrap();
     }
-    wait_for_depth(
+    assert_delivered_in_order(
         &harness,
-        Depth {
-            ready: 7,
-            delayed: 0,
-        },
-    )
-    .await;
-    let mut tasks = broker.consume_tasks(1).await.unwrap();
-    assert_eq!(
-        take_in_order(&mut tasks, 7).await,
-        order(&[
+        &[
             ("top-1", 9),
             ("over", 9),
             ("top-2", 9),
@@ -355,8 +353,9 @@ pub async fn higher_priorities_are_delivered_first_in_publish_order_within_one<H
             ("plain-1", 0),
             ("plain-2", 0),
             ("plain-3", 0),
-        ])
-    );
+        ],
+    )
+    .await;
 }
 
 pub async fn a_delayed_task_keeps_its_priority_and_goes_first_once_visible<H: Harness>() {
@@ -370,19 +369,11 @@ pub async fn a_delayed_task_keeps_its_priority_and_goes_first_once_visible<H: Ha
     for id in ["waiting-1", "waiting-2"] {
         broker.publish_task(task(id), Duration::ZERO).await.unwrap();
     }
-    wait_for_depth(
+    assert_delivered_in_order(
         &harness,
-        Depth {
-            ready: 3,
-            delayed: 0,
-        },
+        &[("urgent-retry", 8), ("waiting-1", 0), ("waiting-2", 0)],
     )
     .await;
-    let mut tasks = broker.consume_tasks(1).await.unwrap();
-    assert_eq!(
-        take_in_order(&mut tasks, 3).await,
-        order(&[("urgent-retry", 8), ("waiting-1", 0), ("waiting-2", 0)])
-    );
 }
 
 pub async fn a_requeued_dead_letter_keeps_its_priority_and_goes_first<H: Harness>() {
@@ -408,17 +399,5 @@ pub async fn a_requeued_dead_letter_keeps_its_priority_and_goes_first<H: Harness
         .await
         .unwrap();
     assert_eq!(broker.requeue_dead_letters(None).await.unwrap(), 1);
-    wait_for_depth(
-        &harness,
-        Depth {
-            ready: 2,
-            delayed: 0,
-        },
-    )
-    .await;
-    let mut tasks = broker.consume_tasks(1).await.unwrap();
-    assert_eq!(
-        take_in_order(&mut tasks, 2).await,
-        order(&[("replayed", 6), ("queued", 0)])
-    );
+    assert_delivered_in_order(&harness, &[("replayed", 6), ("queued", 0)]).await;
 }
