@@ -26,6 +26,8 @@ _PUMP_SLICE = 0.05
 # The deadline the controller honours (crates/wire/src/headers.rs): Unix ms, past which the
 # task is not run and its result is ``expired``.
 DEADLINE_HEADER = "x-switchyard-deadline-ms"
+# The highest task priority (crates/broker/src/lib.rs).
+MAX_PRIORITY = 9
 
 
 class AmqpTransport:
@@ -46,13 +48,26 @@ class AmqpTransport:
 
     def _declare(self, queue_type: str) -> None:
         """The task queue as the controller declares it, so a task published before any
-        controller started waits in it instead of being unroutable. Equal arguments make this
-        a no-op on a queue the controller already declared."""
+        controller started waits in it instead of being unroutable. A queue that exists is used
+        as it is (as the controller adopts it): declaring it again with other arguments, such as
+        a series producer's plain queue, would be refused."""
+        # On a channel of its own: a queue that is missing closes the channel it is asked on.
+        probe = self._connection.channel()
+        try:
+            probe.queue_declare(self.queue, passive=True)
+            probe.close()
+            return
+        except pika.exceptions.ChannelClosedByBroker as error:
+            if error.reply_code != 404:
+                raise
         dead_letter_exchange = f"{self.queue}.dlx"
         self._channel.exchange_declare(dead_letter_exchange, "fanout", durable=True)
         arguments: dict[str, Any] = {"x-dead-letter-exchange": dead_letter_exchange}
         if queue_type == "quorum":
             arguments["x-queue-type"] = "quorum"
+        else:
+            # As crates/broker/src/amqp/topology.rs: quorum queues refuse it on RabbitMQ 3.10.
+            arguments["x-max-priority"] = MAX_PRIORITY
         self._channel.queue_declare(self.queue, durable=True, arguments=arguments)
 
     def _on_result(self, _channel: Any, _method: Any, properties: Any, body: bytes) -> None:
