@@ -64,16 +64,9 @@ impl TaskStatus {
         })
     }
 
+    /// A stored status; the store writes only known names, so anything else reads as queued.
     fn parse(text: &str) -> TaskStatus {
-        match text {
-            "running" => TaskStatus::Running,
-            "done" => TaskStatus::Done,
-            "failed" => TaskStatus::Failed,
-            "dead" => TaskStatus::Dead,
-            "expired" => TaskStatus::Expired,
-            "cancelled" => TaskStatus::Cancelled,
-            _ => TaskStatus::Queued,
-        }
+        TaskStatus::from_name(text).unwrap_or(TaskStatus::Queued)
     }
 
     pub fn is_final(self) -> bool {
