@@ -53,7 +53,7 @@ def test_the_client_round_trips_through_the_api(up: tuple[Up, Runner]) -> None:
     server, runner = up
     with Client(server.url) as client:
         assert client.submit("shout", {"text": "hey"}, wait=True).result() == {"text": "HEY", "length": 3}
-        assert client.submit("echo", {"text": "hey"}, ttl=60).result(timeout=30)["length"] == 3
+        assert client.submit("echo", {"text": "hey"}, ttl=60, priority=3).result(timeout=30)["length"] == 3
         handle = client.submit("classify", {"image_url": "x"})
         assert handle.outcome(timeout=30).runner == runner.url
         with pytest.raises(PayloadRefused, match="top_k"):

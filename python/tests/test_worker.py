@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import subprocess
 import time
 from collections.abc import Iterator
 
+import pika  # type: ignore[import-untyped]
 import pytest
 
 import switchyard
@@ -148,3 +150,26 @@ def test_a_task_past_its_ttl_is_not_run_and_raises_expired(vhost: Vhost, discove
         assert runner.metric('switchyard_runner_requests_total{algorithm="shout",status="200"}') == 1
     finally:
         runner.process.stop()
+
+
+def test_priority_and_ttl_travel_as_the_controller_reads_them(vhost: Vhost) -> None:
+    with Client(vhost.url) as client:
+        for wrong in (10, -1, True, 1.5):
+            with pytest.raises(ValueError, match="priority must be an integer from 0 to 9"):
+                client.submit("shout", {"text": "x"}, priority=wrong)  # type: ignore[arg-type]
+        client.submit("shout", {"text": "urgent"}, priority=7, ttl=60)
+        client.submit("shout", {"text": "plain"})
+    connection = pika.BlockingConnection(pika.URLParameters(vhost.url))
+    try:
+        channel = connection.channel()
+        # The queue takes priorities (x-max-priority), so the urgent task comes out first.
+        urgent = channel.basic_get("tasks", auto_ack=True)
+        plain = channel.basic_get("tasks", auto_ack=True)
+    finally:
+        connection.close()
+    assert urgent[0] is not None and plain[0] is not None
+    assert json.loads(urgent[2])["payload"] == {"text": "urgent"}
+    assert urgent[1].priority == 7
+    deadline = int(urgent[1].headers["x-switchyard-deadline-ms"])
+    assert 0 < deadline - time.time() * 1000 <= 60_000
+    assert plain[1].priority is None and not plain[1].headers

@@ -14,7 +14,7 @@ import httpx
 from .amqp import AmqpTransport
 from .api import AsyncApiTransport
 from .catalog import Catalog
-from .common import DISCOVERY_TIMEOUT, as_json, deadline_after, discovery_for, is_amqp, refresh
+from .common import DISCOVERY_TIMEOUT, SendOptions, as_json, discovery_for, is_amqp, refresh, send_options
 from .errors import ResultTimeout
 from .ids import new_task_id
 from .outcome import Outcome
@@ -72,26 +72,26 @@ class AsyncClient:
 
     async def submit(self, algorithm: str, payload: Any, *, wait: bool = False,
                      timeout: float = DEFAULT_TIMEOUT, task_id: str | None = None,
-                     ttl: float | None = None) -> AsyncTaskHandle:
+                     ttl: float | None = None, priority: int = 0) -> AsyncTaskHandle:
         payload = as_json(payload)
-        deadline_ms = deadline_after(ttl)
+        options = send_options(ttl, priority)
         await self._check(algorithm, payload)
-        handle = await self._publish(task_id or new_task_id(), algorithm, payload, deadline_ms)
+        handle = await self._publish(task_id or new_task_id(), algorithm, payload, options)
         if wait:
             await handle.outcome(timeout)
         return handle
 
     async def submit_many(self, tasks: Iterable[tuple[str, Any]], *,
-                          ttl: float | None = None) -> list[AsyncTaskHandle]:
-        deadline_ms = deadline_after(ttl)
+                          ttl: float | None = None, priority: int = 0) -> list[AsyncTaskHandle]:
+        options = send_options(ttl, priority)
         checked = [(algorithm, as_json(payload)) for algorithm, payload in tasks]
         for algorithm, payload in checked:
             await self._check(algorithm, payload)
         if self._api is not None:
             # The API confirms each submit itself; posting them together hides the round trips.
             return list(await asyncio.gather(
-                *(self._publish(new_task_id(), a, p, deadline_ms) for a, p in checked)))
-        return [await self._publish(new_task_id(), a, p, deadline_ms) for a, p in checked]
+                *(self._publish(new_task_id(), a, p, options) for a, p in checked)))
+        return [await self._publish(new_task_id(), a, p, options) for a, p in checked]
 
     async def _check(self, algorithm: str, payload: Any) -> None:
         if self._discovery is None:
@@ -108,13 +108,13 @@ class AsyncClient:
         self._catalog.check(algorithm, payload)
 
     async def _publish(self, task_id: str, algorithm: str, payload: Any,
-                       deadline_ms: int | None) -> AsyncTaskHandle:
+                       options: SendOptions) -> AsyncTaskHandle:
         if self._api is not None:
-            api_id = await self._api.publish(task_id, algorithm, payload, deadline_ms)
+            api_id = await self._api.publish(task_id, algorithm, payload, options)
             return AsyncTaskHandle(self, task_id, algorithm, api_id)
         await self._open()
         assert self._amqp is not None
-        await asyncio.to_thread(self._amqp.publish, task_id, algorithm, payload, deadline_ms)
+        await asyncio.to_thread(self._amqp.publish, task_id, algorithm, payload, options)
         return AsyncTaskHandle(self, task_id, algorithm, None)
 
     async def _wait(self, task_id: str, api_id: str | None, timeout: float) -> Outcome | None:

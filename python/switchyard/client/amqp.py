@@ -17,6 +17,7 @@ import pika  # type: ignore[import-untyped]  # pika ships no type hints
 import pika.exceptions  # type: ignore[import-untyped]
 from pika.adapters.blocking_connection import BlockingChannel  # type: ignore[import-untyped]
 
+from .common import MAX_PRIORITY, SendOptions
 from .errors import SubmitFailed
 from .outcome import Outcome, from_result_message
 
@@ -26,8 +27,7 @@ _PUMP_SLICE = 0.05
 # The deadline the controller honours (crates/wire/src/headers.rs): Unix ms, past which the
 # task is not run and its result is ``expired``.
 DEADLINE_HEADER = "x-switchyard-deadline-ms"
-# The highest task priority (crates/broker/src/lib.rs).
-MAX_PRIORITY = 9
+
 
 
 class AmqpTransport:
@@ -82,11 +82,12 @@ class AmqpTransport:
         if isinstance(task_id, str) and task_id not in self._outcomes:
             self._outcomes[task_id] = from_result_message(message)
 
-    def publish(self, task_id: str, algorithm: str, payload: Any, deadline_ms: int | None = None) -> None:
+    def publish(self, task_id: str, algorithm: str, payload: Any, options: SendOptions = SendOptions()) -> None:
         body = json.dumps({"algorithm": algorithm, "payload": payload}).encode()
-        headers = None if deadline_ms is None else {DEADLINE_HEADER: str(deadline_ms)}
+        headers = None if options.deadline_ms is None else {DEADLINE_HEADER: str(options.deadline_ms)}
         properties = pika.BasicProperties(message_id=task_id, reply_to=self.reply_to,
-                                          correlation_id=task_id, delivery_mode=2, headers=headers)
+                                          correlation_id=task_id, delivery_mode=2, headers=headers,
+                                          priority=options.priority or None)
         with self._lock:
             try:
                 self._channel.basic_publish("", self.queue, body, properties, mandatory=True)

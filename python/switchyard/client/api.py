@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from .common import SendOptions
 from .errors import PayloadRefused, SubmitFailed
 from .outcome import Outcome, from_api_record
 
@@ -18,11 +19,13 @@ POLL = 30.0
 
 
 def submit_request(task_id: str, algorithm: str, payload: Any,
-                   deadline_ms: int | None = None) -> dict[str, Any]:
+                   options: SendOptions = SendOptions()) -> dict[str, Any]:
     body: dict[str, Any] = {"algorithm": algorithm, "payload": payload}
-    if deadline_ms is not None:
+    if options.deadline_ms is not None:
         # The API counts a ttl from its own clock: send what is left of ours.
-        body["ttl"] = f"{max(1, deadline_ms - int(time.time() * 1000))}ms"
+        body["ttl"] = f"{max(1, options.deadline_ms - int(time.time() * 1000))}ms"
+    if options.priority:
+        body["priority"] = options.priority
     return {"url": "/v1/tasks", "json": body, "headers": {"idempotency-key": task_id}}
 
 
@@ -62,9 +65,9 @@ class ApiTransport:
     def __init__(self, url: str, timeout: float) -> None:
         self._http = httpx.Client(base_url=url.rstrip("/"), timeout=POLL + timeout)
 
-    def publish(self, task_id: str, algorithm: str, payload: Any, deadline_ms: int | None = None) -> str:
+    def publish(self, task_id: str, algorithm: str, payload: Any, options: SendOptions = SendOptions()) -> str:
         try:
-            response = self._http.post(**submit_request(task_id, algorithm, payload, deadline_ms))
+            response = self._http.post(**submit_request(task_id, algorithm, payload, options))
         except httpx.HTTPError as error:
             raise SubmitFailed(f"task {task_id}: the API is unreachable: {error!r}") from error
         return accepted(response, task_id)
@@ -90,9 +93,9 @@ class AsyncApiTransport:
         self._http = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=POLL + timeout)
 
     async def publish(self, task_id: str, algorithm: str, payload: Any,
-                      deadline_ms: int | None = None) -> str:
+                      options: SendOptions = SendOptions()) -> str:
         try:
-            response = await self._http.post(**submit_request(task_id, algorithm, payload, deadline_ms))
+            response = await self._http.post(**submit_request(task_id, algorithm, payload, options))
         except httpx.HTTPError as error:
             raise SubmitFailed(f"task {task_id}: the API is unreachable: {error!r}") from error
         return accepted(response, task_id)

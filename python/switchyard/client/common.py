@@ -3,10 +3,10 @@ values, and the schema check against discovery's catalog."""
 
 from __future__ import annotations
 
-import time
-
 import logging
 import os
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -54,11 +54,25 @@ def refresh(catalog: Catalog, discovery: str, response: httpx.Response | None,
     return True
 
 
-def deadline_after(ttl: float | None) -> int | None:
-    """Unix ms ``ttl`` seconds from now: past it the controller does not run the task and its
-    result is ``expired``."""
+@dataclass(frozen=True)
+class SendOptions:
+    """What a task carries besides its body: when its answer stops being useful (Unix ms; past
+    it the controller does not run it and its result is ``expired``) and its priority (0-9,
+    highest first)."""
+
+    deadline_ms: int | None = None
+    priority: int = 0
+
+
+MAX_PRIORITY = 9
+
+
+def send_options(ttl: float | None, priority: int) -> SendOptions:
+    """Checks ``ttl`` (seconds, more than 0) and ``priority`` (an integer from 0 to 9)."""
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= MAX_PRIORITY:
+        raise ValueError(f"priority must be an integer from 0 to {MAX_PRIORITY}, got {priority!r}")
     if ttl is None:
-        return None
+        return SendOptions(priority=priority)
     if not ttl > 0:
         raise ValueError(f"ttl must be more than 0 seconds, got {ttl!r}")
-    return int(time.time() * 1000 + ttl * 1000)
+    return SendOptions(deadline_ms=int(time.time() * 1000 + ttl * 1000), priority=priority)

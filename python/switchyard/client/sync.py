@@ -11,7 +11,7 @@ import httpx
 from .amqp import AmqpTransport
 from .api import ApiTransport
 from .catalog import Catalog
-from .common import DISCOVERY_TIMEOUT, as_json, deadline_after, discovery_for, is_amqp, refresh
+from .common import DISCOVERY_TIMEOUT, SendOptions, as_json, discovery_for, is_amqp, refresh, send_options
 from .errors import ResultTimeout
 from .ids import new_task_id
 from .outcome import Outcome
@@ -63,27 +63,28 @@ class Client:
 
     def submit(self, algorithm: str, payload: Any, *, wait: bool = False,
                timeout: float = DEFAULT_TIMEOUT, task_id: str | None = None,
-               ttl: float | None = None) -> TaskHandle:
+               ttl: float | None = None, priority: int = 0) -> TaskHandle:
         """Publishes one task (confirmed by the broker, or accepted by the API) and returns its
         handle; with ``wait=True`` the handle holds the outcome already (a failure is raised
         by ``result()``, not here). With ``ttl`` (seconds), a task not answered in time is not
         run and ``result()`` raises ``Expired``."""
         payload = as_json(payload)
-        deadline_ms = deadline_after(ttl)
+        options = send_options(ttl, priority)
         self._check(algorithm, payload)
-        handle = self._publish(task_id or new_task_id(), algorithm, payload, deadline_ms)
+        handle = self._publish(task_id or new_task_id(), algorithm, payload, options)
         if wait:
             handle.outcome(timeout)
         return handle
 
-    def submit_many(self, tasks: Iterable[tuple[str, Any]], *, ttl: float | None = None) -> list[TaskHandle]:
+    def submit_many(self, tasks: Iterable[tuple[str, Any]], *, ttl: float | None = None,
+                    priority: int = 0) -> list[TaskHandle]:
         """Publishes every ``(algorithm, payload)``, each confirmed; nothing is published unless
         every payload passes the schema check. ``ttl`` as for ``submit``, from now for all."""
-        deadline_ms = deadline_after(ttl)
+        options = send_options(ttl, priority)
         checked = [(algorithm, as_json(payload)) for algorithm, payload in tasks]
         for algorithm, payload in checked:
             self._check(algorithm, payload)
-        return [self._publish(new_task_id(), algorithm, payload, deadline_ms) for algorithm, payload in checked]
+        return [self._publish(new_task_id(), algorithm, payload, options) for algorithm, payload in checked]
 
     def _check(self, algorithm: str, payload: Any) -> None:
         if self._discovery is None:
@@ -98,12 +99,12 @@ class Client:
                 return
         self._catalog.check(algorithm, payload)
 
-    def _publish(self, task_id: str, algorithm: str, payload: Any, deadline_ms: int | None) -> TaskHandle:
+    def _publish(self, task_id: str, algorithm: str, payload: Any, options: SendOptions) -> TaskHandle:
         if self._amqp is not None:
-            self._amqp.publish(task_id, algorithm, payload, deadline_ms)
+            self._amqp.publish(task_id, algorithm, payload, options)
             return TaskHandle(self, task_id, algorithm, None)
         assert self._api is not None
-        api_id = self._api.publish(task_id, algorithm, payload, deadline_ms)
+        api_id = self._api.publish(task_id, algorithm, payload, options)
         return TaskHandle(self, task_id, algorithm, api_id)
 
     def _wait(self, task_id: str, api_id: str | None, timeout: float) -> Outcome | None:
