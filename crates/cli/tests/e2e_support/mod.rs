@@ -65,19 +65,7 @@ impl Drop for Vhost {
     }
 }
 
-pub fn rabbitmqctl(args: &[&str]) -> String {
-    let output = std::process::Command::new("rabbitmqctl")
-        .arg("-q")
-        .args(args)
-        .output()
-        .expect("run rabbitmqctl");
-    assert!(
-        output.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+pub use switchyard_broker::conformance::amqp::rabbitmqctl;
 
 /// A local address nothing listens on right now, for a child process to bind.
 pub async fn free_address() -> String {
