@@ -77,22 +77,17 @@ fn priority<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u8, D::
 impl SubmitRequest {
     /// The deadline in Unix ms, from `deadline` or `ttl` (not both), checked.
     fn deadline_ms(&self) -> Result<Option<u64>, ApiError> {
-        let now = switchyard_wire::deadline::now_ms();
-        let bad = |field: &str, reason: String| {
-            ApiError::BadRequest(format!("invalid field '{field}': {reason}"))
-        };
-        match (&self.deadline, &self.ttl) {
-            (Some(_), Some(_)) => Err(ApiError::BadRequest(
-                "give 'deadline' or 'ttl', not both".into(),
-            )),
-            (Some(deadline), None) => switchyard_wire::deadline::parse_deadline(deadline, now)
-                .map(Some)
-                .map_err(|reason| bad("deadline", reason)),
-            (None, Some(ttl)) => switchyard_wire::deadline::deadline_after(ttl, now)
-                .map(Some)
-                .map_err(|reason| bad("ttl", reason)),
-            (None, None) => Ok(None),
-        }
+        use switchyard_wire::deadline::{DeadlineRefused, from_deadline_or_ttl, now_ms};
+        from_deadline_or_ttl(self.deadline.as_deref(), self.ttl.as_deref(), now_ms()).map_err(
+            |refused| {
+                ApiError::BadRequest(match refused {
+                    DeadlineRefused::Both => refused.to_string(),
+                    DeadlineRefused::Invalid { field, reason } => {
+                        format!("invalid field '{field}': {reason}")
+                    }
+                })
+            },
+        )
     }
 }
 

@@ -3,7 +3,7 @@
 //! A retry is a new message, so the task's history travels in its headers: the attempts made and
 //! when it was first seen (for the no-runner deadline and the result's duration).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use switchyard_broker::Message;
 use switchyard_wire::{headers, new_task_id};
@@ -72,11 +72,7 @@ pub(crate) fn retry_message(original: &Message, received: &Received, attempts: u
     message
 }
 
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
+pub(crate) use switchyard_wire::deadline::now_ms;
 
 #[cfg(test)]
 mod tests {

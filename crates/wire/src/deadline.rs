@@ -30,6 +30,36 @@ pub fn deadline_after(ttl: &str, now_ms: u64) -> Result<u64, String> {
     Ok(now_ms.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)))
 }
 
+/// Why a producer's `deadline`/`ttl` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeadlineRefused {
+    #[error("give 'deadline' or 'ttl', not both")]
+    Both,
+    /// `field` is `deadline` or `ttl`; `reason` says what is wrong with its value.
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+/// The deadline in Unix ms that a producer's `deadline` (RFC 3339) or `ttl` (from `now_ms`)
+/// gives, if either; both at once is refused.
+pub fn from_deadline_or_ttl(
+    deadline: Option<&str>,
+    ttl: Option<&str>,
+    now_ms: u64,
+) -> Result<Option<u64>, DeadlineRefused> {
+    let invalid = |field| move |reason| DeadlineRefused::Invalid { field, reason };
+    match (deadline, ttl) {
+        (Some(_), Some(_)) => Err(DeadlineRefused::Both),
+        (Some(deadline), None) => parse_deadline(deadline, now_ms)
+            .map(Some)
+            .map_err(invalid("deadline")),
+        (None, Some(ttl)) => deadline_after(ttl, now_ms)
+            .map(Some)
+            .map_err(invalid("ttl")),
+        (None, None) => Ok(None),
+    }
+}
+
 /// Now, in Unix ms: the clock deadlines are measured against.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -85,5 +115,21 @@ mod tests {
             Err("a ttl must be longer than 0".to_owned())
         );
         assert!(deadline_after("soon", NOW).is_err());
+        assert_eq!(
+            from_deadline_or_ttl(Some("2026-12-03T12:00:00Z"), Some("1s"), NOW),
+            Err(DeadlineRefused::Both)
+        );
+        assert_eq!(
+            from_deadline_or_ttl(None, Some("0s"), NOW),
+            Err(DeadlineRefused::Invalid {
+                field: "ttl",
+                reason: "a ttl must be longer than 0".to_owned()
+            })
+        );
+        assert_eq!(
+            from_deadline_or_ttl(None, Some("1s"), NOW),
+            Ok(Some(NOW + 1_000))
+        );
+        assert_eq!(from_deadline_or_ttl(None, None, NOW), Ok(None));
     }
 }

@@ -67,18 +67,10 @@ struct SubmitOptions {
 
 impl Args {
     fn deadline_ms(&self) -> anyhow::Result<Option<u64>> {
-        let now = switchyard_wire::deadline::now_ms();
-        Ok(match (&self.deadline, &self.ttl) {
-            (Some(deadline), _) => Some(
-                switchyard_wire::deadline::parse_deadline(deadline, now)
-                    .map_err(|reason| anyhow::anyhow!("--deadline: {reason}"))?,
-            ),
-            (None, Some(ttl)) => Some(
-                switchyard_wire::deadline::deadline_after(ttl, now)
-                    .map_err(|reason| anyhow::anyhow!("--ttl: {reason}"))?,
-            ),
-            (None, None) => None,
-        })
+        use switchyard_wire::deadline::{from_deadline_or_ttl, now_ms};
+        // clap refuses both flags at once; each error names its flag: "--ttl: ...".
+        from_deadline_or_ttl(self.deadline.as_deref(), self.ttl.as_deref(), now_ms())
+            .map_err(|refused| anyhow::anyhow!("--{refused}"))
     }
 }
 
