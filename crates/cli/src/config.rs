@@ -211,20 +211,17 @@ pub fn subcommand_from_args(args: impl IntoIterator<Item = OsString>) -> Option<
 /// file is fine (the default path is optional); an unreadable or invalid one, or one with a key
 /// no flag reads, is an error.
 pub fn load_into_env(path: &Path, subcommand: Option<&str>, flags: &Flags) -> anyhow::Result<()> {
+    // Before the file, which may be absent: an old name works without one.
+    for (old, new, value) in renamed(|name| std::env::var_os(name)) {
+        eprintln!("switchyard: {old} is now {new}; reading it as {new}");
+        // SAFETY: called from `main` before the runtime or any other thread starts.
+        unsafe { std::env::set_var(new, value) };
+    }
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    for (old, new) in RENAMED_VARIABLES {
-        if let Some(value) = std::env::var_os(old) {
-            eprintln!("switchyard: {old} is now {new}; reading it as {new}");
-            if std::env::var_os(new).is_none() {
-                // SAFETY: called from `main` before the runtime or any other thread starts.
-                unsafe { std::env::set_var(new, value) };
-            }
-        }
-    }
     for (name, value) in variables(&text, subcommand, flags)
         .with_context(|| format!("invalid configuration in {}", path.display()))?
     {
@@ -234,6 +231,18 @@ pub fn load_into_env(path: &Path, subcommand: Option<&str>, flags: &Flags) -> an
         }
     }
     Ok(())
+}
+
+/// Old variable names that are set, as (old, new, value): each to be read as its new name, and
+/// said once. The new name wins when both are set.
+fn renamed(get: impl Fn(&str) -> Option<OsString>) -> Vec<(&'static str, &'static str, OsString)> {
+    RENAMED_VARIABLES
+        .iter()
+        .filter_map(|&(old, new)| {
+            let value = get(old)?;
+            get(new).is_none().then_some((old, new, value))
+        })
+        .collect()
 }
 
 /// The variables a configuration text sets, subcommand table first so it wins.
@@ -325,6 +334,31 @@ mod tests {
             vars,
             [("SWITCHYARD_AMQP".to_owned(), "amqp://x".to_owned())]
         );
+    }
+
+    #[test]
+    fn an_old_variable_name_is_read_as_its_new_one_unless_that_is_set() {
+        let environment = |set: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                set.iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| OsString::from(value))
+            }
+        };
+        assert_eq!(
+            renamed(environment(&[("SWITCHYARD_BROKER", "amqp://old")])),
+            [(
+                "SWITCHYARD_BROKER",
+                "SWITCHYARD_AMQP",
+                OsString::from("amqp://old")
+            )]
+        );
+        const BOTH: [(&str, &str); 2] = [
+            ("SWITCHYARD_BROKER", "amqp://old"),
+            ("SWITCHYARD_AMQP", "amqp://new"),
+        ];
+        assert!(renamed(environment(&BOTH)).is_empty());
+        assert!(renamed(environment(&[])).is_empty());
     }
 
     #[test]
