@@ -11,6 +11,9 @@ packages=(
   imagemagick fonts-dejavu-core
   # The broker tests talk to a real RabbitMQ (scripts/ensure-rabbitmq.sh starts it).
   rabbitmq-server
+  # The dashboard is tested in a real headless browser, driven over WebDriver; Debian's own
+  # packages, so nothing downloads a browser at test time.
+  chromium chromium-driver
 )
 
 installed() {

@@ -91,6 +91,11 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// The discovery this catalog reads, for the runner listing.
+    pub fn discovery(&self) -> &DiscoveryClient {
+        &self.discovery
+    }
+
     pub fn new(discovery: DiscoveryClient) -> Catalog {
         Catalog {
             discovery,

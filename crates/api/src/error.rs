@@ -27,6 +27,11 @@ pub enum ApiError {
     /// will not help; the message says what to install.
     #[error("{0}")]
     NotImplemented(String),
+    /// A change was asked without the token this deployment requires.
+    #[error(
+        "missing or wrong token: changes need 'Authorization: Bearer <token>' (SWITCHYARD_TOKEN)"
+    )]
+    Unauthorized,
     /// A bug or a broken store; the client sees a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -40,6 +45,7 @@ impl IntoResponse for ApiError {
             ApiError::Gone(message) => (StatusCode::GONE, message.clone()),
             ApiError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, message.clone()),
             ApiError::NotImplemented(message) => (StatusCode::NOT_IMPLEMENTED, message.clone()),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, self.to_string()),
             ApiError::Unavailable(message) => {
                 tracing::warn!("answering 503: {message}");
                 (StatusCode::SERVICE_UNAVAILABLE, message.clone())
@@ -60,6 +66,12 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                "www-authenticate",
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()

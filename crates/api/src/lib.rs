@@ -11,7 +11,9 @@
 
 pub mod catalog;
 pub mod collector;
+mod dashboard;
 mod error;
+pub mod overview;
 pub mod retention;
 mod routes;
 pub mod store;
@@ -21,7 +23,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
-use switchyard_broker::{Broker, DeadLetterStore, Message};
+use switchyard_broker::{Broker, DeadLetterStore, Message, QueueStats, StoredDeadLetter};
 use switchyard_wire::{Task, new_task_id};
 use tokio::sync::broadcast;
 
@@ -48,6 +50,23 @@ pub struct TaskPage {
     pub next_cursor: Option<String>,
 }
 
+/// Which dead letters `POST /v1/dead-letters/requeue` replays.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Requeue {
+    All,
+    /// Keys from `GET /v1/dead-letters`.
+    Keys(Vec<String>),
+    /// Every dead letter whose task names this algorithm.
+    Algorithm(String),
+}
+
+/// A dead letter's original body: JSON when it parses, else the text as received.
+fn letter_body(stored: &StoredDeadLetter) -> Value {
+    let body = &stored.letter.message.body;
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+}
+
 /// The longest a `GET /v1/tasks/{id}?wait=` may hold a connection.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
@@ -59,11 +78,29 @@ pub enum Submitted {
     Existing(String),
 }
 
+/// The broker, seen through each trait the API needs.
+#[derive(Clone)]
+pub struct Queues {
+    pub broker: Arc<dyn Broker>,
+    pub dead_letters: Arc<dyn DeadLetterStore>,
+    pub stats: Arc<dyn QueueStats>,
+}
+
+impl Queues {
+    /// Every view of one backend.
+    pub fn of<B: Broker + DeadLetterStore + QueueStats>(broker: Arc<B>) -> Queues {
+        Queues {
+            broker: broker.clone(),
+            dead_letters: broker.clone(),
+            stats: broker,
+        }
+    }
+}
+
 /// The API's state; clones share it.
 #[derive(Clone)]
 pub struct TaskApi {
-    broker: Arc<dyn Broker>,
-    dead_letter_store: Arc<dyn DeadLetterStore>,
+    queues: Queues,
     store: TaskStore,
     catalog: Catalog,
     /// Ids of tasks whose result was just recorded, for long-polling clients.
@@ -71,6 +108,13 @@ pub struct TaskApi {
     metrics: Arc<metrics::ApiMetrics>,
     /// Tells whether a consumer holds a task right now (`running`); only the embedded queue knows.
     lease_probe: Option<LeaseProbe>,
+    /// When set, requests that change anything (submit, cancel, requeue) must present it as a
+    /// bearer token; reads stay open, like discovery's.
+    token: Option<Arc<str>>,
+    /// The dashboard's chart: queue depths and throughput, recorded by [`overview::sample`].
+    samples: overview::Samples,
+    /// Reads runners' `/metrics` for their calls in flight.
+    http: reqwest::Client,
 }
 
 /// Asks the broker whether a task id is held by a consumer right now.
@@ -127,6 +171,8 @@ pub struct DeadLetterView {
     /// Pass to `POST /v1/dead-letters/requeue` to replay it.
     pub key: String,
     pub id: Option<String>,
+    /// The task's algorithm, when its body is a task.
+    pub algorithm: Option<String>,
     pub reason: String,
     pub attempts: u32,
     pub last_error: String,
@@ -135,21 +181,24 @@ pub struct DeadLetterView {
 }
 
 impl TaskApi {
-    pub fn new(
-        broker: Arc<dyn Broker>,
-        dead_letter_store: Arc<dyn DeadLetterStore>,
-        store: TaskStore,
-        catalog: Catalog,
-    ) -> TaskApi {
+    pub fn new(queues: Queues, store: TaskStore, catalog: Catalog) -> TaskApi {
         TaskApi {
-            broker,
-            dead_letter_store,
+            queues,
             store,
             catalog,
             finished: broadcast::channel(1024).0,
             metrics: Arc::new(metrics::ApiMetrics::new()),
             lease_probe: None,
+            token: None,
+            samples: overview::Samples::default(),
+            http: reqwest::Client::new(),
         }
+    }
+
+    /// Requires `token` of every request that changes something.
+    pub fn with_token(mut self, token: Option<String>) -> TaskApi {
+        self.token = token.map(Arc::from);
+        self
     }
 
     /// Lets `GET /v1/tasks/{id}` report `running` for a queued task a consumer holds.
@@ -255,7 +304,10 @@ impl TaskApi {
                 deadline_ms.to_string(),
             );
         }
-        self.broker.publish_task(message, Duration::ZERO).await?;
+        self.queues
+            .broker
+            .publish_task(message, Duration::ZERO)
+            .await?;
         self.store.mark_published(id.to_string()).await?;
         Ok(())
     }
@@ -360,36 +412,58 @@ impl TaskApi {
     }
 
     pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetterView>, ApiError> {
-        let letters = self.dead_letter_store.list_dead_letters(limit).await?;
+        let letters = self.queues.dead_letters.list_dead_letters(limit).await?;
         Ok(letters
             .into_iter()
-            .map(|stored| DeadLetterView {
-                key: stored.key,
-                id: stored.letter.message.id.clone(),
-                reason: stored.letter.reason,
-                attempts: stored.letter.attempts,
-                last_error: stored.letter.last_error,
-                body: serde_json::from_slice(&stored.letter.message.body).unwrap_or_else(|_| {
-                    Value::String(String::from_utf8_lossy(&stored.letter.message.body).into_owned())
-                }),
+            .map(|stored| {
+                let body = letter_body(&stored);
+                DeadLetterView {
+                    key: stored.key,
+                    id: stored.letter.message.id,
+                    algorithm: body["algorithm"].as_str().map(String::from),
+                    reason: stored.letter.reason,
+                    attempts: stored.letter.attempts,
+                    last_error: stored.letter.last_error,
+                    body,
+                }
             })
             .collect())
     }
 
-    /// Replays dead letters; their tasks go back to `queued`.
-    pub async fn requeue(&self, keys: Option<Vec<String>>) -> Result<usize, ApiError> {
-        let letters = self.dead_letter_store.list_dead_letters(usize::MAX).await?;
-        let ids: Vec<String> = letters
+    /// Replays dead letters; their tasks go back to `queued`. The number requeued.
+    pub async fn requeue(&self, which: Requeue) -> Result<usize, ApiError> {
+        let letters = self
+            .queues
+            .dead_letters
+            .list_dead_letters(usize::MAX)
+            .await?;
+        let chosen: Vec<&StoredDeadLetter> = letters
             .iter()
-            .filter(|stored| keys.as_ref().is_none_or(|keys| keys.contains(&stored.key)))
+            .filter(|stored| match &which {
+                Requeue::All => true,
+                Requeue::Keys(keys) => keys.contains(&stored.key),
+                Requeue::Algorithm(algorithm) => {
+                    letter_body(stored)["algorithm"].as_str() == Some(algorithm.as_str())
+                }
+            })
+            .collect();
+        let keys: Option<Vec<String>> = match &which {
+            Requeue::All => None,
+            Requeue::Keys(keys) => Some(keys.clone()),
+            Requeue::Algorithm(_) if chosen.is_empty() => return Ok(0),
+            Requeue::Algorithm(_) => Some(chosen.iter().map(|stored| stored.key.clone()).collect()),
+        };
+        let ids: Vec<String> = chosen
+            .iter()
             .filter_map(|stored| stored.letter.message.id.clone())
             .collect();
         let requeued = self
-            .dead_letter_store
+            .queues
+            .dead_letters
             .requeue_dead_letters(keys.as_deref())
             .await?;
         self.store.mark_requeued(ids).await?;
-        tracing::info!(requeued, "dead letters requeued");
+        tracing::info!(requeued, ?which, "dead letters requeued");
         Ok(requeued)
     }
 

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -16,7 +17,7 @@ use switchyard_broker::MAX_PRIORITY;
 use switchyard_wire::duration::parse_duration;
 
 use crate::error::ApiError;
-use crate::{Cursor, Submitted, TaskApi, TaskStatus};
+use crate::{Cursor, Requeue, Submitted, TaskApi, TaskStatus};
 
 /// The OpenAPI document of these routes, written by hand: the routes are few and the payload
 /// schemas are per algorithm, served by `GET /v1/schemas`.
@@ -36,12 +37,63 @@ pub fn router(api: TaskApi, max_body_bytes: usize) -> Router {
         .route("/v1/schemas", get(schemas))
         .route("/v1/dead-letters", get(dead_letters))
         .route("/v1/dead-letters/requeue", post(requeue))
+        .route("/v1/runners", get(runners))
+        .route("/v1/queues", get(queues))
+        .route("/v1/stats", get(stats))
+        .route("/v1/auth", get(auth))
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(api.clone(), require_token))
         .with_state(api)
+        .merge(crate::dashboard::router())
         .merge(docs)
+}
+
+/// With a token set, every request that changes something (any method but GET and HEAD) must
+/// present it; reads, the dashboard and the docs stay open.
+async fn require_token(
+    State(api): State<TaskApi>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let is_read = matches!(*request.method(), Method::GET | Method::HEAD);
+    if !is_read && !presents_token(&api, request.headers()) {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(next.run(request).await)
+}
+
+fn presents_token(api: &TaskApi, headers: &HeaderMap) -> bool {
+    api.token.as_deref().is_none_or(|expected| {
+        let presented = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        switchyard_wire::auth::bearer_matches(presented, expected)
+    })
+}
+
+/// `GET /v1/auth`: whether changes need a token, and whether this request presents the right
+/// one; what the dashboard asks before offering its actions. It never echoes a token.
+async fn auth(State(api): State<TaskApi>, headers: HeaderMap) -> Response {
+    Json(json!({
+        "token_required": api.token.is_some(),
+        "token_valid": presents_token(&api, &headers),
+    }))
+    .into_response()
+}
+
+async fn runners(State(api): State<TaskApi>) -> Result<Response, ApiError> {
+    Ok(Json(api.runners().await?).into_response())
+}
+
+async fn queues(State(api): State<TaskApi>) -> Result<Response, ApiError> {
+    Ok(Json(api.queues().await?).into_response())
+}
+
+async fn stats(State(api): State<TaskApi>) -> Result<Response, ApiError> {
+    Ok(Json(api.recent().await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -315,8 +367,10 @@ async fn dead_letters(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RequeueRequest {
-    /// Keys from `GET /v1/dead-letters`; absent means every dead letter.
+    /// Keys from `GET /v1/dead-letters`.
     keys: Option<Vec<String>>,
+    /// Every dead letter of this algorithm. With neither, every dead letter.
+    algorithm: Option<String>,
 }
 
 async fn requeue(
@@ -324,7 +378,17 @@ async fn requeue(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let request: RequeueRequest = parse_body(body)?;
-    let requeued = api.requeue(request.keys).await?;
+    let which = match (request.keys, request.algorithm) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "give 'keys' or 'algorithm', not both".into(),
+            ));
+        }
+        (Some(keys), None) => Requeue::Keys(keys),
+        (None, Some(algorithm)) => Requeue::Algorithm(algorithm),
+        (None, None) => Requeue::All,
+    };
+    let requeued = api.requeue(which).await?;
     Ok(Json(json!({"requeued": requeued})).into_response())
 }
 

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::Value;
-use switchyard_wire::{ErrorKind, TaskError, TaskOutcome, TaskResult};
+use switchyard_wire::{ErrorKind, FailedAttempt, TaskError, TaskOutcome, TaskResult};
 
 /// Where a task is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -111,6 +111,22 @@ pub struct TaskRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     pub submitted_at_ms: u64,
+    pub priority: u8,
+    /// The payload as submitted; only in a single task's record, and absent once
+    /// `--retain-payloads` dropped it (or for a task this store only saw the result of).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Value>,
+    /// Failed attempts, oldest first; only in a single task's record.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<FailedAttempt>,
+}
+
+/// One finished task, as [`TaskStore::finished_since`] reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    pub algorithm: String,
+    pub status: TaskStatus,
+    pub duration_ms: Option<u64>,
 }
 
 /// Which tasks [`TaskStore::list`] returns.
@@ -218,6 +234,7 @@ impl TaskStore {
         add_column_if_missing(&connection, "deadline_ms INTEGER")?;
         // Tasks of an older store were all submitted without one: 0.
         add_column_if_missing(&connection, "priority INTEGER NOT NULL DEFAULT 0")?;
+        add_column_if_missing(&connection, "history TEXT")?;
         connection.execute_batch(
             "CREATE INDEX IF NOT EXISTS tasks_finished ON tasks(finished_at_ms)
              WHERE finished_at_ms IS NOT NULL;",
@@ -339,13 +356,17 @@ impl TaskStore {
                     Some(serde_json::to_string(error).expect("errors serialise")),
                 ),
             };
+            let history = (!result.history.is_empty()).then(|| {
+                serde_json::to_string(&result.history).expect("a history always serialises")
+            });
             connection.execute(
                 "INSERT INTO tasks (id, algorithm, payload, published, status, attempts, result,
-                                    error, runner, duration_ms, submitted_at_ms, finished_at_ms)
-                 VALUES (?1, ?2, 'null', 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+                                    error, runner, duration_ms, submitted_at_ms, finished_at_ms,
+                                    history)
+                 VALUES (?1, ?2, 'null', 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)
                  ON CONFLICT(id) DO UPDATE SET status = ?3, attempts = ?4, result = ?5, error = ?6,
                                                runner = ?7, duration_ms = ?8, published = 1,
-                                               finished_at_ms = ?9",
+                                               finished_at_ms = ?9, history = ?10",
                 params![
                     result.id,
                     result.algorithm,
@@ -355,7 +376,8 @@ impl TaskStore {
                     error,
                     result.runner,
                     result.duration_ms as i64,
-                    now_ms()
+                    now_ms(),
+                    history
                 ],
             )?;
             Ok(status)
@@ -384,12 +406,14 @@ impl TaskStore {
             connection
                 .query_row(
                     "SELECT id, algorithm, status, attempts, result, error, runner, duration_ms,
-                            submitted_at_ms FROM tasks WHERE id = ?1",
+                            submitted_at_ms, priority, payload, history FROM tasks WHERE id = ?1",
                     [id],
                     |row| {
                         let status: String = row.get(2)?;
                         let result: Option<String> = row.get(4)?;
                         let error: Option<String> = row.get(5)?;
+                        let payload: String = row.get(10)?;
+                        let history: Option<String> = row.get(11)?;
                         Ok(TaskRecord {
                             id: row.get(0)?,
                             algorithm: row.get(1)?,
@@ -400,6 +424,14 @@ impl TaskStore {
                             runner: row.get(6)?,
                             duration_ms: row.get::<_, Option<i64>>(7)?.map(|ms| ms as u64),
                             submitted_at_ms: row.get::<_, i64>(8)? as u64,
+                            priority: row.get(9)?,
+                            // 'null' is what retention leaves, and what a result-only row holds.
+                            payload: serde_json::from_str(&payload)
+                                .ok()
+                                .filter(|payload: &Value| !payload.is_null()),
+                            history: history
+                                .and_then(|text| serde_json::from_str(&text).ok())
+                                .unwrap_or_default(),
                         })
                     },
                 )
@@ -499,7 +531,8 @@ impl TaskStore {
                 (cursor.submitted_at_ms as i64, cursor.id)
             });
             let mut statement = connection.prepare(
-                "SELECT id, algorithm, status, attempts, error, runner, duration_ms, submitted_at_ms
+                "SELECT id, algorithm, status, attempts, error, runner, duration_ms, submitted_at_ms,
+                        priority
                  FROM tasks
                  WHERE (submitted_at_ms < ?1 OR (submitted_at_ms = ?1 AND id < ?2))
                    AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR algorithm = ?4)
@@ -526,9 +559,33 @@ impl TaskStore {
                         runner: row.get(5)?,
                         duration_ms: row.get::<_, Option<i64>>(6)?.map(|ms| ms as u64),
                         submitted_at_ms: row.get::<_, i64>(7)? as u64,
+                        priority: row.get(8)?,
+                        payload: None,
+                        history: Vec::new(),
                     })
                 },
             )?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Per algorithm, the tasks that finished since `since_ms` (Unix ms): their statuses and
+    /// durations, for the dashboard's figures. Cancelled tasks never ran and are left out.
+    pub async fn finished_since(&self, since_ms: i64) -> Result<Vec<Finished>, StoreError> {
+        self.with(move |connection| {
+            let mut statement = connection.prepare(
+                "SELECT algorithm, status, duration_ms FROM tasks
+                 WHERE finished_at_ms >= ?1 AND status != 'cancelled'",
+            )?;
+            let rows = statement.query_map([since_ms], |row| {
+                let status: String = row.get(1)?;
+                Ok(Finished {
+                    algorithm: row.get(0)?,
+                    status: TaskStatus::parse(&status),
+                    duration_ms: row.get::<_, Option<i64>>(2)?.map(|ms| ms as u64),
+                })
+            })?;
             rows.collect()
         })
         .await
@@ -590,6 +647,7 @@ mod tests {
             attempts: 1,
             runner: Some("http://r".into()),
             duration_ms: 3,
+            history: vec![],
         }
     }
 

@@ -490,6 +490,253 @@ async fn a_task_the_runner_refuses_is_dead_lettered_and_can_be_requeued() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_record_shows_its_payload_and_every_failed_attempt() {
+    let stack = Stack::start().await;
+    let id = stack.accepted("refuse", json!({"reason": "nope"})).await;
+    let record = stack.wait_final(&id).await;
+    assert_eq!(record["payload"], json!({"reason": "nope"}), "{record}");
+    assert_eq!(record["priority"], 0, "{record}");
+    let history = record["history"].as_array().expect("a history");
+    assert_eq!(history.len(), 1, "{record}");
+    assert_eq!(history[0]["attempt"], 1);
+    assert_eq!(history[0]["runner"], stack.runner_url.as_str());
+    assert_eq!(history[0]["kind"], "rejected");
+    assert!(
+        history[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("refused: nope")
+    );
+
+    // A listing is a summary: no payloads, no histories.
+    let (_, page) = stack.get("/v1/tasks").await;
+    let listed = &page["tasks"][0];
+    assert_eq!(listed["id"], id.as_str());
+    assert!(
+        listed.get("payload").is_none() && listed.get("history").is_none(),
+        "{listed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_of_one_algorithm_are_requeued_together() {
+    let mut stack = Stack::start().await;
+    let refused = [
+        stack.accepted("refuse", json!({"reason": "a"})).await,
+        stack.accepted("refuse", json!({"reason": "b"})).await,
+    ];
+    for id in &refused {
+        stack.wait_final(id).await;
+    }
+    let (_, letters) = stack.get("/v1/dead-letters").await;
+    let algorithms: Vec<&str> = letters
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|letter| letter["algorithm"].as_str().unwrap())
+        .collect();
+    assert_eq!(algorithms, ["refuse", "refuse"], "{letters}");
+
+    stack.stop_controller().await;
+    let requeue = |body: Value| {
+        answer(
+            stack
+                .http
+                .post(stack.at("/v1/dead-letters/requeue"))
+                .json(&body),
+        )
+    };
+    assert_eq!(
+        requeue(json!({"algorithm": "echo"})).await,
+        (200, json!({"requeued": 0}))
+    );
+    assert_refused(
+        requeue(json!({"algorithm": "refuse", "keys": []})).await,
+        400,
+        &["not both"],
+    );
+    assert_eq!(
+        requeue(json!({"algorithm": "refuse"})).await,
+        (200, json!({"requeued": 2}))
+    );
+    for id in &refused {
+        let (_, record) = stack.get(&format!("/v1/tasks/{id}")).await;
+        assert_eq!(record["status"], "queued", "{record}");
+    }
+    stack.start_controller();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runners_queues_and_stats_describe_the_deployment() {
+    let stack = Stack::start().await;
+    let (status, runners) = stack.get("/v1/runners").await;
+    assert_eq!(status, 200, "{runners}");
+    let runner = &runners[0];
+    assert_eq!(runner["base_url"], stack.runner_url.as_str(), "{runners}");
+    assert_eq!(runner["healthy"], true);
+    assert_eq!(
+        runner["in_flight"], 0,
+        "read from the runner's /metrics: {runners}"
+    );
+    let names: BTreeSet<&str> = runner["algorithms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|algorithm| algorithm["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains("echo"), "{runners}");
+
+    let done = stack.accepted("echo", json!({"text": "hi"})).await;
+    let refused = stack.accepted("refuse", json!({"reason": "r"})).await;
+    stack.wait_final(&done).await;
+    stack.wait_final(&refused).await;
+    let (status, recent) = stack.get("/v1/stats").await;
+    assert_eq!(status, 200, "{recent}");
+    let figures = |algorithm: &str| {
+        recent["algorithms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|stats| stats["algorithm"] == algorithm)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {algorithm} in {recent}"))
+    };
+    assert_eq!(
+        (
+            figures("echo")["finished"].clone(),
+            figures("echo")["failed"].clone()
+        ),
+        (json!(1), json!(0))
+    );
+    assert_eq!(figures("refuse")["failed"], 1, "{recent}");
+    assert!(figures("echo")["p50_ms"].is_u64(), "{recent}");
+
+    // Queued with no controller: counted as waiting, sampled for the chart.
+    stack.stop_controller().await;
+    for _ in 0..2 {
+        stack.accepted("echo", json!({"text": "later"})).await;
+    }
+    let (_, queues) = stack.get("/v1/queues").await;
+    assert_eq!(queues, json!({"tasks": 2, "delayed": 0, "dead_letters": 1}));
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(switchyard_api::overview::sample(
+        stack.api.clone(),
+        Duration::from_millis(50),
+        stop.clone(),
+    ));
+    let deadline = Instant::now() + support::WITHIN;
+    let series = loop {
+        let (_, recent) = stack.get("/v1/stats").await;
+        let series = recent["series"].as_array().unwrap().clone();
+        if !series.is_empty() {
+            break series;
+        }
+        assert!(Instant::now() < deadline, "no sample taken");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    stop.cancel();
+    assert_eq!(
+        (
+            series[0]["tasks"].clone(),
+            series[0]["dead_letters"].clone()
+        ),
+        (json!(2), json!(1))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_changes_need_it_and_reads_stay_open() {
+    let stack = Stack::start_with_token(Some("s3cret")).await;
+    let body = json!({"algorithm": "echo", "payload": {"text": "x"}});
+    assert_refused(
+        answer(stack.http.post(stack.at("/v1/tasks")).json(&body)).await,
+        401,
+        &["Authorization: Bearer", "SWITCHYARD_TOKEN"],
+    );
+    assert_refused(
+        answer(
+            stack
+                .http
+                .post(stack.at("/v1/tasks"))
+                .bearer_auth("wrong")
+                .json(&body),
+        )
+        .await,
+        401,
+        &["token"],
+    );
+    let (status, created) = answer(
+        stack
+            .http
+            .post(stack.at("/v1/tasks"))
+            .bearer_auth("s3cret")
+            .json(&body),
+    )
+    .await;
+    assert_eq!(status, 202, "{created}");
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(stack.wait_final(id).await["status"], "done");
+    assert_refused(
+        answer(stack.http.delete(stack.at(&format!("/v1/tasks/{id}")))).await,
+        401,
+        &["token"],
+    );
+    assert_refused(
+        answer(
+            stack
+                .http
+                .post(stack.at("/v1/dead-letters/requeue"))
+                .json(&json!({})),
+        )
+        .await,
+        401,
+        &["token"],
+    );
+    for read in [
+        "/v1/tasks",
+        "/v1/algorithms",
+        "/v1/dead-letters",
+        "/v1/queues",
+        "/",
+    ] {
+        assert_eq!(stack.get(read).await.0, 200, "{read}");
+    }
+    assert_eq!(
+        stack.get("/v1/auth").await,
+        (200, json!({"token_required": true, "token_valid": false}))
+    );
+    let (_, signed_in) = answer(stack.http.get(stack.at("/v1/auth")).bearer_auth("s3cret")).await;
+    assert_eq!(
+        signed_in,
+        json!({"token_required": true, "token_valid": true})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_page_and_its_assets_are_served_from_the_binary() {
+    let stack = Stack::start().await;
+    for (path, content_type, needle) in [
+        ("/", "text/html", "/ui/app.js"),
+        ("/ui", "text/html", "/ui/app.css"),
+        ("/ui/app.js", "text/javascript", "/v1/tasks"),
+        ("/ui/app.css", "text/css", "font"),
+    ] {
+        let response = stack.http.get(stack.at(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let served = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(served.starts_with(content_type), "{path}: {served}");
+        assert!(response.text().await.unwrap().contains(needle), "{path}");
+    }
+    assert_eq!(
+        stack.get("/v1/auth").await,
+        (200, json!({"token_required": false, "token_valid": true}))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unconfirmed_publish_is_answered_503_and_forgotten() {
     let stack = Stack::start().await;
     stack.broker.fail_next_publishes(1);
@@ -612,8 +859,7 @@ async fn an_unreachable_discovery_is_answered_503() {
     let broker = std::sync::Arc::new(switchyard_broker::memory::MemoryBroker::new());
     let data = tempfile::tempdir().unwrap();
     let api = switchyard_api::TaskApi::new(
-        broker.clone(),
-        broker,
+        switchyard_api::Queues::of(broker),
         switchyard_api::TaskStore::open(&data.path().join("tasks.db")).unwrap(),
         switchyard_api::Catalog::new(switchyard_discovery::DiscoveryClient::new(
             discovery_url,

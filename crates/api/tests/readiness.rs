@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchyard_api::{Catalog, TaskApi, TaskStore};
+use switchyard_api::{Catalog, Queues, TaskApi, TaskStore};
 use switchyard_broker::memory::MemoryBroker;
 use switchyard_discovery::DiscoveryClient;
 use switchyard_runner::{Algorithm, AlgorithmError, RunnerConfig};
@@ -93,8 +93,7 @@ async fn loading_algorithms_are_retryable_and_unavailable_ones_say_how_to_instal
     let broker = MemoryBroker::new();
     let data = tempfile::tempdir().unwrap();
     let api = TaskApi::new(
-        Arc::new(broker.clone()),
-        Arc::new(broker.clone()),
+        Queues::of(Arc::new(broker.clone())),
         TaskStore::open(&data.path().join("tasks.db")).unwrap(),
         Catalog::new(discovery.clone()).expecting(["echo", "gated", "missing"].map(String::from)),
     );

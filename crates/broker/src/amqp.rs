@@ -85,8 +85,8 @@ use async_trait::async_trait;
 use tracing::{debug, info, warn};
 
 use crate::{
-    Broker, BrokerError, DeadLetter, DeadLetterStore, Deliveries, Message, QueueNames,
-    ResultSource, StoredDeadLetter,
+    Broker, BrokerError, DeadLetter, DeadLetterStore, Deliveries, Depths, Message, QueueNames,
+    QueueStats, ResultSource, StoredDeadLetter,
 };
 use connection::Link;
 use consume::ConsumeSession;
@@ -398,6 +398,18 @@ impl Broker for AmqpBroker {
 impl ResultSource for AmqpBroker {
     async fn consume_results(&self, prefetch: u16) -> Result<Deliveries, BrokerError> {
         self.consume(&self.topology.queues.results, prefetch).await
+    }
+}
+
+#[async_trait]
+impl QueueStats for AmqpBroker {
+    /// `queue.declare` (passive) counts on each queue: RabbitMQ counts ready messages only, so a
+    /// task a controller holds unacknowledged is in none of them.
+    async fn depths(&self) -> Result<Depths, BrokerError> {
+        let topology = &self.topology;
+        self.consumers
+            .run(|session| async move { dead_letters::depths(&session, topology).await })
+            .await
     }
 }
 

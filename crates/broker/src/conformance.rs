@@ -18,7 +18,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 
-use crate::{Broker, BrokerError, DeadLetterStore, Deliveries, Delivery, Message, ResultSource};
+use crate::{
+    Broker, BrokerError, DeadLetterStore, Deliveries, Delivery, Depths, Message, QueueStats,
+    ResultSource,
+};
 
 #[cfg(feature = "amqp")]
 pub mod amqp;
@@ -35,19 +38,10 @@ pub const QUIET: Duration = Duration::from_millis(300);
 /// slowly (or instantly, where it cannot be told apart), so only the requeue explains it.
 pub const REQUEUE_WITHIN: Duration = Duration::from_millis(1500);
 
-/// Messages of the task queue, by state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Depth {
-    /// Visible to a consumer now.
-    pub ready: usize,
-    /// Published with a delay that has not passed yet.
-    pub delayed: usize,
-}
-
 /// One backend under test.
 #[async_trait]
 pub trait Harness: Send + Sync + Sized + 'static {
-    type Broker: Broker + ResultSource + DeadLetterStore;
+    type Broker: Broker + ResultSource + DeadLetterStore + QueueStats;
 
     /// A broker on queues no other test uses, removed when the harness drops.
     async fn open() -> Self;
@@ -66,8 +60,6 @@ pub trait Harness: Send + Sync + Sized + 'static {
 
     /// A queue a result can be addressed to with `reply_to`, and its consumer.
     async fn reply_queue(&self) -> (String, Deliveries);
-
-    async fn depth(&self) -> Depth;
 
     /// Takes the next task on a consumer of its own, then kills that consumer's connection the
     /// way this backend loses one, leaving the delivery unsettled.
@@ -153,17 +145,28 @@ pub async fn next_within(deliveries: &mut Deliveries, within: Duration) -> Optio
     }
 }
 
-/// Polls the harness's depth until it is `expected`; panics after [`WAIT`] with the last seen.
-pub async fn wait_for_depth<H: Harness>(harness: &H, expected: Depth) {
+/// Polls the broker's [`QueueStats`] until they are `expected`; panics after [`WAIT`] with the
+/// last seen.
+pub async fn wait_for_depth<H: Harness>(harness: &H, expected: Depths) {
+    wait_for_depth_where(harness, &expected, |depths| *depths == expected).await;
+}
+
+/// Polls the broker's [`QueueStats`] until `matches` holds; panics after [`WAIT`] with the last
+/// seen and `expected`, which describes what `matches` waits for.
+pub async fn wait_for_depth_where<H: Harness>(
+    harness: &H,
+    expected: &dyn std::fmt::Debug,
+    matches: impl Fn(&Depths) -> bool,
+) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let depth = harness.depth().await;
-        if depth == expected {
+        let depth = harness.broker().depths().await.expect("queue depths");
+        if matches(&depth) {
             return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "task queue depth {depth:?}, expected {expected:?}"
+            "queue depths {depth:?}, expected {expected:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -188,6 +191,7 @@ macro_rules! broker_contract {
             higher_priorities_are_delivered_first_in_publish_order_within_one,
             a_delayed_task_keeps_its_priority_and_goes_first_once_visible,
             a_requeued_dead_letter_keeps_its_priority_and_goes_first,
+            queue_stats_count_what_waits_where,
         );
     };
     ($harness:ty; $($case:ident),+ $(,)?) => {

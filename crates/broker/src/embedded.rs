@@ -31,8 +31,8 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use crate::{
-    Broker, BrokerError, DeadLetter, DeadLetterStore, Deliveries, Message, QueueNames,
-    ResultSource, StoredDeadLetter,
+    Broker, BrokerError, DeadLetter, DeadLetterStore, Deliveries, Depths, Message, QueueNames,
+    QueueStats, ResultSource, StoredDeadLetter,
 };
 use store::Store;
 
@@ -253,6 +253,18 @@ impl Broker for EmbeddedBroker {
             .await?;
         tracing::debug!(task = ?id, %reason, "dead-lettered");
         Ok(())
+    }
+}
+
+#[async_trait]
+impl QueueStats for EmbeddedBroker {
+    async fn depths(&self) -> Result<Depths, BrokerError> {
+        let tasks = self.queue_depth(&self.names.tasks).await?;
+        Ok(Depths {
+            tasks: tasks.ready as u64,
+            delayed: tasks.delayed as u64,
+            dead_letters: self.dead_letter_count().await? as u64,
+        })
     }
 }
 

@@ -183,6 +183,22 @@ pub trait DeadLetterStore: Send + Sync + 'static {
     async fn requeue_dead_letters(&self, keys: Option<&[String]>) -> Result<usize, BrokerError>;
 }
 
+/// How many messages wait where, as a dashboard shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Depths {
+    /// Tasks a consumer may take now; not those a consumer holds unacknowledged.
+    pub tasks: u64,
+    /// Tasks published with a delay that has not passed yet: retries waiting for their backoff.
+    pub delayed: u64,
+    pub dead_letters: u64,
+}
+
+/// Opt-in: count what waits in the queues, without taking anything.
+#[async_trait]
+pub trait QueueStats: Send + Sync + 'static {
+    async fn depths(&self) -> Result<Depths, BrokerError>;
+}
+
 /// What caused a broker failure: lapin's, SQLite's or the OS's own error, or a broker failure
 /// underneath (the last refused connection attempt).
 pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -21,8 +21,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    Acknowledge, Broker, BrokerError, DeadLetter, DeadLetterStore, Deliveries, Delivery, Message,
-    ResultSource, StoredDeadLetter,
+    Acknowledge, Broker, BrokerError, DeadLetter, DeadLetterStore, Deliveries, Delivery, Depths,
+    Message, QueueStats, ResultSource, StoredDeadLetter,
 };
 use switchyard_wire::headers;
 
@@ -377,6 +377,18 @@ impl Drop for MemoryAcker {
         if self.shared.state().return_unsettled(self.tag) {
             self.shared.changed.notify_waiters();
         }
+    }
+}
+
+#[async_trait]
+impl QueueStats for MemoryBroker {
+    async fn depths(&self) -> Result<Depths, BrokerError> {
+        let state = self.state();
+        Ok(Depths {
+            tasks: state.tasks.len() as u64,
+            delayed: state.delayed as u64,
+            dead_letters: state.dead_letters.len() as u64,
+        })
     }
 }
 

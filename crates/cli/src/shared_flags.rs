@@ -20,6 +20,23 @@ impl TokenFlags {
         }
         Ok(self.token.clone())
     }
+
+    /// An HTTP client for `up`'s task API that sends the token, when there is one, with every
+    /// request (the API requires it for changes).
+    pub fn api_client(&self) -> anyhow::Result<reqwest::Client> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = self.token()? {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| {
+                    anyhow::anyhow!("--token (SWITCHYARD_TOKEN) is not a valid header value")
+                })?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        Ok(reqwest::Client::builder()
+            .default_headers(headers)
+            .build()?)
+    }
 }
 
 #[derive(clap::Args, Debug, Clone)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use switchyard_broker::{Broker, Delivery};
-use switchyard_wire::{ErrorKind, RawTask, TaskError};
+use switchyard_wire::{ErrorKind, FailedAttempt, RawTask, TaskError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -61,6 +61,7 @@ impl Worker {
     pub async fn handle(self: Arc<Self>, delivery: Delivery, abort: CancellationToken) {
         let _in_flight = self.metrics.in_flight();
         let received = Received::from_message(&delivery.message, now_ms());
+        let mut history = received.history.clone();
         let (algorithm, verdict) = match RawTask::parse(
             delivery.message.body.clone(),
             self.config.default_algorithm.as_deref(),
@@ -76,7 +77,7 @@ impl Worker {
                     "received"
                 );
                 let verdict = tokio::select! {
-                    verdict = self.decide(&received, &algorithm, payload) => verdict,
+                    verdict = self.decide(&received, &algorithm, payload, &mut history) => verdict,
                     () = abort.cancelled() => return give_back(delivery, &received.id).await,
                 };
                 (algorithm, verdict)
@@ -97,7 +98,7 @@ impl Worker {
             }
         };
         let settled = tokio::select! {
-            settled = self.settle(&delivery.message, &received, &algorithm, verdict) => settled,
+            settled = self.settle(&delivery.message, &received, &algorithm, verdict, &history) => settled,
             () = abort.cancelled() => return give_back(delivery, &received.id).await,
         };
         match settled {
@@ -119,8 +120,14 @@ impl Worker {
     }
 
     /// Routes and calls until the task succeeds, fails for good, expires, or must wait for a
-    /// retry.
-    async fn decide(&self, received: &Received, algorithm: &str, payload: Bytes) -> Verdict {
+    /// retry; every failed attempt is appended to `history`.
+    async fn decide(
+        &self,
+        received: &Received,
+        algorithm: &str,
+        payload: Bytes,
+        history: &mut Vec<FailedAttempt>,
+    ) -> Verdict {
         let mut attempt = received.prior_attempts;
         let mut tried: Vec<String> = Vec::new();
         let mut last_runner = None;
@@ -147,7 +154,11 @@ impl Worker {
             }
             attempt += 1;
             let Some(replica) = self.route(algorithm, &tried).await else {
-                return self.no_runner(received, algorithm, attempt, last_runner);
+                let verdict = self.no_runner(received, algorithm, attempt, last_runner);
+                if let Some(error) = verdict.failure() {
+                    FailedAttempt::push(history, FailedAttempt::new(attempt, None, error));
+                }
+                return verdict;
             };
             tracing::debug!(task_id = %received.id, algorithm, runner = %replica.base_url, attempt, "routed");
             let call = CallContext {
@@ -174,12 +185,13 @@ impl Worker {
                     };
                 }
                 CallOutcome::Permanent(error) => {
-                    return self.refused(received, algorithm, &replica, attempt, error);
+                    return self.refused(received, algorithm, &replica, attempt, error, history);
                 }
                 CallOutcome::NotFound(error) => {
                     self.routes.refresh_unless_read_since(started).await;
                     if self.routes.hosts(algorithm, &replica.id) {
-                        return self.refused(received, algorithm, &replica, attempt, error);
+                        return self
+                            .refused(received, algorithm, &replica, attempt, error, history);
                     }
                     let error = TaskError {
                         kind: ErrorKind::Unavailable,
@@ -194,6 +206,10 @@ impl Worker {
                 CallOutcome::Transient { error, retry_after } => (error, retry_after),
             };
             self.metrics.attempt(label, error.kind.as_str());
+            FailedAttempt::push(
+                history,
+                FailedAttempt::new(attempt, Some(replica.base_url.clone()), &error),
+            );
             tracing::warn!(
                 task_id = %received.id, algorithm, runner = %replica.base_url, attempt, elapsed_ms,
                 status = error.status, error = %error.message, "attempt failed"
@@ -243,7 +259,12 @@ impl Worker {
         replica: &Replica,
         attempt: u32,
         error: TaskError,
+        history: &mut Vec<FailedAttempt>,
     ) -> Verdict {
+        FailedAttempt::push(
+            history,
+            FailedAttempt::new(attempt, Some(replica.base_url.clone()), &error),
+        );
         self.metrics
             .attempt(self.label(algorithm), error.kind.as_str());
         tracing::warn!(

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use switchyard_broker::Message;
-use switchyard_wire::{headers, new_task_id};
+use switchyard_wire::{FailedAttempt, headers, new_task_id};
 
 /// What a delivery's properties say about the task's history.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +20,8 @@ pub(crate) struct Received {
     pub first_seen_ms: u64,
     /// When its answer stops being useful (ms since the Unix epoch), if the producer said.
     pub deadline_ms: Option<u64>,
+    /// The attempts that failed on earlier deliveries, for the result's `history`.
+    pub history: Vec<FailedAttempt>,
 }
 
 impl Received {
@@ -36,6 +38,11 @@ impl Received {
                 .map_or(0, |n: u64| n.min(u64::from(u32::MAX)) as u32),
             first_seen_ms: number(headers::FIRST_SEEN_MS).unwrap_or(now_ms),
             deadline_ms: number(headers::DEADLINE_MS),
+            // A garbled history is dropped, not fatal: it is for people, not for routing.
+            history: message
+                .header(headers::HISTORY)
+                .and_then(|text| serde_json::from_str(text).ok())
+                .unwrap_or_default(),
         }
     }
 
@@ -60,8 +67,17 @@ pub(crate) fn with_id(original: &Message, id: &str) -> Message {
 }
 
 /// The task republished for its next try: same body and properties, history in the headers.
-pub(crate) fn retry_message(original: &Message, received: &Received, attempts: u32) -> Message {
+pub(crate) fn retry_message(
+    original: &Message,
+    received: &Received,
+    attempts: u32,
+    history: &[FailedAttempt],
+) -> Message {
     let mut message = with_id(original, &received.id);
+    message.headers.insert(
+        headers::HISTORY.into(),
+        serde_json::to_string(history).expect("a history always serialises"),
+    );
     message
         .headers
         .insert(headers::ATTEMPTS.into(), attempts.to_string());
@@ -90,6 +106,7 @@ mod tests {
                 prior_attempts: 0,
                 first_seen_ms: 1_000,
                 deadline_ms: None,
+                history: vec![],
             }
         );
         assert_eq!(received.time_left(1_250), None);
@@ -106,7 +123,7 @@ mod tests {
         let received = Received::from_message(&message, 1_000);
         assert_eq!(received.time_left(1_250), Some(Duration::from_millis(750)));
         assert_eq!(received.time_left(2_500), Some(Duration::ZERO));
-        let retry = retry_message(&message, &received, 1);
+        let retry = retry_message(&message, &received, 1, &[]);
         assert_eq!(retry.header(headers::DEADLINE_MS), Some("2000"));
     }
 
@@ -126,7 +143,16 @@ mod tests {
         original.correlation_id = Some("c1".into());
         original.headers.insert("x-producer".into(), "kept".into());
         let received = Received::from_message(&original, 5_000);
-        let retry = retry_message(&original, &received, 2);
+        let failed = FailedAttempt::new(
+            2,
+            Some("http://r:1".into()),
+            &switchyard_wire::TaskError {
+                kind: switchyard_wire::ErrorKind::Unavailable,
+                message: "503".into(),
+                status: Some(503),
+            },
+        );
+        let retry = retry_message(&original, &received, 2, std::slice::from_ref(&failed));
         assert_eq!(retry.id.as_deref(), Some(received.id.as_str()));
         assert_eq!(
             (retry.body.clone(), retry.reply_to.clone()),
@@ -139,6 +165,7 @@ mod tests {
         let again = Received::from_message(&retry, 9_000);
         assert_eq!((again.id, again.generated_id), (received.id, false));
         assert_eq!((again.prior_attempts, again.first_seen_ms), (2, 5_000));
+        assert_eq!(again.history, vec![failed]);
     }
 
     #[test]
@@ -150,7 +177,11 @@ mod tests {
         message
             .headers
             .insert(headers::FIRST_SEEN_MS.into(), "-3".into());
+        message
+            .headers
+            .insert(headers::HISTORY.into(), "[{\"attempt\":".into());
         let received = Received::from_message(&message, 42);
         assert_eq!((received.prior_attempts, received.first_seen_ms), (0, 42));
+        assert!(received.history.is_empty());
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use switchyard_broker::{BrokerError, DeadLetter, Message};
-use switchyard_wire::{TaskError, TaskOutcome, TaskResult};
+use switchyard_wire::{FailedAttempt, TaskError, TaskOutcome, TaskResult};
 
 use crate::handler::Worker;
 use crate::received::{Received, now_ms, retry_message, with_id};
@@ -41,14 +41,27 @@ pub(crate) enum Verdict {
     },
 }
 
+impl Verdict {
+    /// The failure a runner or routing reported, for the task's history; `None` when the task
+    /// succeeded or ended without a failed attempt (expired, cancelled).
+    pub(crate) fn failure(&self) -> Option<&TaskError> {
+        match self {
+            Verdict::Failed { error, .. } | Verdict::Retry { error, .. } => Some(error),
+            Verdict::Done { .. } | Verdict::Ended { .. } => None,
+        }
+    }
+}
+
 impl Worker {
     /// Publishes what the verdict calls for; `Ok` means the delivery may be acknowledged.
+    /// `history` holds every failed attempt of the task so far, this delivery's included.
     pub(crate) async fn settle(
         &self,
         original: &Message,
         received: &Received,
         algorithm: &str,
         verdict: Verdict,
+        history: &[FailedAttempt],
     ) -> Result<(), BrokerError> {
         let label = self.label(algorithm);
         let result = |outcome, attempts, runner| TaskResult {
@@ -58,6 +71,7 @@ impl Worker {
             attempts,
             runner,
             duration_ms: received.waited(now_ms()).as_millis() as u64,
+            history: history.to_vec(),
         };
         match verdict {
             Verdict::Done {
@@ -106,7 +120,7 @@ impl Worker {
                 attempts,
                 error,
             } => {
-                let retry = retry_message(original, received, attempts);
+                let retry = retry_message(original, received, attempts, history);
                 self.broker.publish_task(retry, delay).await?;
                 tracing::info!(
                     task_id = %received.id, algorithm, attempts, delay_ms = delay.as_millis() as u64,

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::json;
+use switchyard_broker::QueueStats;
 use switchyard_broker::conformance::amqp::AmqpHarness;
 use switchyard_broker::conformance::embedded::EmbeddedHarness;
 use switchyard_broker::conformance::memory::MemoryHarness;
@@ -160,8 +161,8 @@ async fn shutdown_requeues_unfinished_tasks_and_loses_none<H: Harness>() {
     let deadline = Instant::now() + WITHIN;
     let finished = loop {
         let finished = ids(&backend.results_so_far());
-        let depth = backend.harness.depth().await;
-        if finished.len() + depth.ready == all.len() && depth.delayed == 0 {
+        let depth = backend.harness.broker().depths().await.unwrap();
+        if finished.len() as u64 + depth.tasks == all.len() as u64 && depth.delayed == 0 {
             break finished;
         }
         assert!(

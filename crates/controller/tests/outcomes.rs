@@ -77,6 +77,27 @@ async fn a_runner_answering_503_twice_then_200_gives_one_ok_result_after_3_attem
         ("t-flaky", "flaky", 3)
     );
     assert_eq!(result.runner.as_deref(), Some(runner.base_url.as_str()));
+    // The two failures travelled with the retries into the result.
+    let history: Vec<_> = result
+        .history
+        .iter()
+        .map(|failed| {
+            (
+                failed.attempt,
+                failed.runner.as_deref(),
+                failed.kind,
+                failed.message.contains("runner is full"),
+            )
+        })
+        .collect();
+    let runner_url = Some(runner.base_url.as_str());
+    assert_eq!(
+        history,
+        [
+            (1, runner_url, ErrorKind::Unavailable, true),
+            (2, runner_url, ErrorKind::Unavailable, true)
+        ]
+    );
     assert!(backend.dead_letters().await.is_empty());
     backend.wait_for_depth(0, 0).await;
 

@@ -70,7 +70,7 @@ async fn urgent_tasks_behind_a_backlog<H: Harness>(backlog: usize, urgent: usize
             .collect(),
     )
     .await;
-    backend.wait_for_depth(backlog, 0).await;
+    backend.wait_for_depth(backlog as u64, 0).await;
     let running = backend.start(
         ControllerConfig {
             concurrency: 8,

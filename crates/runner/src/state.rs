@@ -53,15 +53,11 @@ impl Shared {
         };
         let presented = headers
             .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
-        match presented {
-            Some(presented)
-                if constant_time_eq(presented.trim().as_bytes(), expected.as_bytes()) =>
-            {
-                Ok(())
-            }
-            _ => Err(ApiError::Unauthorized),
+            .and_then(|value| value.to_str().ok());
+        if switchyard_wire::auth::bearer_matches(presented, expected) {
+            Ok(())
+        } else {
+            Err(ApiError::Unauthorized)
         }
     }
 
@@ -111,12 +107,6 @@ impl Shared {
     pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
-}
-
-/// Compares without stopping at the first differing byte, so response times do not reveal
-/// how much of a guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 #[cfg(test)]

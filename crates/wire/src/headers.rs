@@ -13,6 +13,9 @@ pub const FIRST_SEEN_MS: &str = "x-switchyard-first-seen-ms";
 /// the task is never run and its result says `expired`. `POST /v1/tasks`' `deadline`/`ttl` and
 /// `switchyard submit --deadline/--ttl` set it; producers that publish directly may too.
 pub const DEADLINE_MS: &str = "x-switchyard-deadline-ms";
+/// Message header: the task's failed attempts so far, a JSON array of
+/// [`FailedAttempt`](crate::FailedAttempt), carried by retries into the final result's `history`.
+pub const HISTORY: &str = "x-switchyard-history";
 /// Dead-letter headers: why the task was dead-lettered, and the last error seen.
 pub const DEAD_REASON: &str = "x-switchyard-dead-reason";
 pub const DEAD_ERROR: &str = "x-switchyard-last-error";

@@ -7,6 +7,7 @@
 //! **Architecture Invariant:** this crate does no I/O and depends on nothing but serde; every other
 //! crate may depend on it.
 
+pub mod auth;
 pub mod deadline;
 pub mod discovery;
 pub mod duration;
@@ -14,7 +15,7 @@ pub mod headers;
 pub mod result;
 pub mod task;
 
-pub use result::{ErrorKind, TaskError, TaskOutcome, TaskResult};
+pub use result::{ErrorKind, FailedAttempt, TaskError, TaskOutcome, TaskResult};
 pub use task::{RawTask, Task, TaskParseError};
 
 /// The JSON body a runner answers with when a call fails: the series' `{"message": ...}` shape,

@@ -6,7 +6,8 @@ use serde_json::Value;
 /// The outcome of one task, published to the task's `reply_to` or to the results queue.
 ///
 /// On the wire: `{"id", "algorithm", "status": "ok"|"error", "result" | "error", "attempts",
-/// "runner", "duration_ms"}`.
+/// "runner", "duration_ms"}`, and `"history"` when an attempt failed (added after the first
+/// release, absent when empty, so a consumer of the first schema reads every result unchanged).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskResult {
     /// The task's id: the AMQP `message_id`, or the one the controller generated and logged.
@@ -21,6 +22,55 @@ pub struct TaskResult {
     pub runner: Option<String>,
     /// Wall time from the first attempt to the outcome.
     pub duration_ms: u64,
+    /// The attempts that failed before the outcome, oldest first (at most [`MAX_HISTORY`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<FailedAttempt>,
+}
+
+/// The most failed attempts a task carries: its retries travel in a message header, which must
+/// stay small whatever `--max-attempts` says.
+pub const MAX_HISTORY: usize = 20;
+
+/// The longest error message kept per failed attempt, in bytes.
+pub const MAX_HISTORY_MESSAGE: usize = 300;
+
+/// One attempt that failed: which runner (none when no runner hosted the algorithm) and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedAttempt {
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl FailedAttempt {
+    /// The record of `error` at `attempt`, its message cut to [`MAX_HISTORY_MESSAGE`].
+    pub fn new(attempt: u32, runner: Option<String>, error: &TaskError) -> Self {
+        let mut message = error.message.clone();
+        if message.len() > MAX_HISTORY_MESSAGE {
+            let mut end = MAX_HISTORY_MESSAGE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
+        }
+        FailedAttempt {
+            attempt,
+            runner,
+            kind: error.kind,
+            message,
+        }
+    }
+
+    /// Appends `attempt` to `history`, dropping the oldest past [`MAX_HISTORY`].
+    pub fn push(history: &mut Vec<FailedAttempt>, attempt: FailedAttempt) {
+        history.push(attempt);
+        if history.len() > MAX_HISTORY {
+            history.remove(0);
+        }
+    }
 }
 
 /// `"status": "ok"` with `"result"`, or `"status": "error"` with `"error"`.
@@ -113,6 +163,7 @@ mod tests {
             attempts: 1,
             runner: Some("http://r:1".into()),
             duration_ms: 5,
+            history: vec![],
         };
         let value = serde_json::to_value(&result).unwrap();
         assert_eq!(
@@ -138,6 +189,7 @@ mod tests {
             attempts: 1,
             runner: None,
             duration_ms: 1,
+            history: vec![],
         };
         let value = serde_json::to_value(&result).unwrap();
         assert_eq!(value["status"], "error");
@@ -145,5 +197,40 @@ mod tests {
         assert_eq!(value["error"]["status"], 400);
         assert!(value.get("runner").is_none());
         assert!(!result.is_ok());
+    }
+
+    #[test]
+    fn history_is_bounded_cut_and_absent_when_empty() {
+        let long = TaskError {
+            kind: ErrorKind::Unavailable,
+            message: "é".repeat(MAX_HISTORY_MESSAGE),
+            status: Some(503),
+        };
+        let mut history = Vec::new();
+        for attempt in 1..=(MAX_HISTORY as u32 + 3) {
+            FailedAttempt::push(
+                &mut history,
+                FailedAttempt::new(attempt, Some("http://r:1".into()), &long),
+            );
+        }
+        assert_eq!(history.len(), MAX_HISTORY);
+        assert_eq!(history[0].attempt, 4, "the oldest are dropped");
+        assert!(history[0].message.len() <= MAX_HISTORY_MESSAGE + '…'.len_utf8());
+        assert!(history[0].message.ends_with('…'));
+
+        // A result of the first schema (no history) reads, and one with an empty history
+        // writes no key.
+        let first: TaskResult = serde_json::from_value(serde_json::json!({
+            "id": "t", "algorithm": "echo", "status": "ok", "result": 1, "attempts": 1,
+            "duration_ms": 2
+        }))
+        .unwrap();
+        assert!(first.history.is_empty());
+        assert!(
+            serde_json::to_value(&first)
+                .unwrap()
+                .get("history")
+                .is_none()
+        );
     }
 }

@@ -49,7 +49,7 @@ class AsyncClient:
     use ``async with AsyncClient(url) as client``."""
 
     def __init__(self, url: str, *, discovery: str | None = None, queue: str = "tasks",
-                 queue_type: str = "classic") -> None:
+                 queue_type: str = "classic", token: str | None = None) -> None:
         self._url = url
         self._queue = queue
         self._queue_type = queue_type
@@ -58,7 +58,7 @@ class AsyncClient:
         self._amqp: AmqpTransport | None = None
         self._api: AsyncApiTransport | None = None
         if not is_amqp(url):
-            self._api = AsyncApiTransport(url, DEFAULT_TIMEOUT)
+            self._api = AsyncApiTransport(url, DEFAULT_TIMEOUT, token)
 
     @classmethod
     async def connect(cls, url: str, **options: Any) -> AsyncClient:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -54,6 +55,13 @@ def outcome_of(response: httpx.Response, task_id: str) -> Outcome | None:
     return from_api_record(response.json(), task_id)
 
 
+def auth_headers(token: str | None) -> dict[str, str]:
+    """The header ``up`` requires of submits when it runs with ``SWITCHYARD_TOKEN``: the
+    ``token`` given, else that variable's value, else none."""
+    token = token or os.environ.get("SWITCHYARD_TOKEN") or None
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def _message(response: httpx.Response) -> str:
     try:
         return str(response.json().get("message", response.text))
@@ -62,8 +70,9 @@ def _message(response: httpx.Response) -> str:
 
 
 class ApiTransport:
-    def __init__(self, url: str, timeout: float) -> None:
-        self._http = httpx.Client(base_url=url.rstrip("/"), timeout=POLL + timeout)
+    def __init__(self, url: str, timeout: float, token: str | None = None) -> None:
+        self._http = httpx.Client(base_url=url.rstrip("/"), timeout=POLL + timeout,
+                                  headers=auth_headers(token))
 
     def publish(self, task_id: str, algorithm: str, payload: Any, options: SendOptions = SendOptions()) -> str:
         try:
@@ -89,8 +98,9 @@ class ApiTransport:
 
 
 class AsyncApiTransport:
-    def __init__(self, url: str, timeout: float) -> None:
-        self._http = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=POLL + timeout)
+    def __init__(self, url: str, timeout: float, token: str | None = None) -> None:
+        self._http = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=POLL + timeout,
+                                       headers=auth_headers(token))
 
     async def publish(self, task_id: str, algorithm: str, payload: Any,
                       options: SendOptions = SendOptions()) -> str:

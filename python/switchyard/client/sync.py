@@ -48,10 +48,11 @@ class TaskHandle:
 class Client:
     """``Client("amqp://guest:guest@127.0.0.1:5672/%2f")`` publishes to the task queue (with
     ``discovery=`` or ``SWITCHYARD_DISCOVERY``, payloads are checked against their schemas
-    first); ``Client("http://127.0.0.1:8080")`` submits through ``up``'s task API."""
+    first); ``Client("http://127.0.0.1:8080")`` submits through ``up``'s task API, with
+    ``token=`` (or ``SWITCHYARD_TOKEN``) when ``up`` requires one."""
 
     def __init__(self, url: str, *, discovery: str | None = None, queue: str = "tasks",
-                 queue_type: str = "classic") -> None:
+                 queue_type: str = "classic", token: str | None = None) -> None:
         self._discovery = discovery_for(url, discovery)
         self._catalog = Catalog()
         self._amqp: AmqpTransport | None = None
@@ -59,7 +60,7 @@ class Client:
         if is_amqp(url):
             self._amqp = AmqpTransport(url, queue, queue_type)
         else:
-            self._api = ApiTransport(url, DEFAULT_TIMEOUT)
+            self._api = ApiTransport(url, DEFAULT_TIMEOUT, token)
 
     def submit(self, algorithm: str, payload: Any, *, wait: bool = False,
                timeout: float = DEFAULT_TIMEOUT, task_id: str | None = None,

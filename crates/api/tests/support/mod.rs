@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use switchyard_api::{Catalog, TaskApi, TaskStore};
+use switchyard_api::{Catalog, Queues, TaskApi, TaskStore};
 use switchyard_broker::memory::MemoryBroker;
 use switchyard_controller::{Controller, ControllerConfig};
 use switchyard_discovery::DiscoveryClient;
@@ -66,6 +66,11 @@ async fn bind() -> (TcpListener, String) {
 
 impl Stack {
     pub async fn start() -> Stack {
+        Self::start_with_token(None).await
+    }
+
+    /// A stack whose API requires `token` for changes (discovery and the runner do not).
+    pub async fn start_with_token(token: Option<&str>) -> Stack {
         let shutdown = CancellationToken::new();
         let (listener, discovery_url) = bind().await;
         tokio::spawn(switchyard_discovery::serve(
@@ -98,11 +103,11 @@ impl Stack {
         let data = tempfile::tempdir().unwrap();
         let store = TaskStore::open(&data.path().join("tasks.db")).unwrap();
         let api = TaskApi::new(
-            Arc::new(broker.clone()),
-            Arc::new(broker.clone()),
+            Queues::of(Arc::new(broker.clone())),
             store.clone(),
             Catalog::new(discovery.clone()),
-        );
+        )
+        .with_token(token.map(String::from));
         let store_for_tests = store.clone();
         tokio::spawn(switchyard_api::collector::collect_results(
             Arc::new(broker.clone()),

@@ -1,5 +1,6 @@
 //! Reading and replaying the dead-letter queue with `basic.get` on a channel of its own: what is
-//! taken and not acknowledged goes back to the queue, in place, when the channel closes.
+//! taken and not acknowledged goes back to the queue, in place, when the channel closes. Also
+//! counting the queues, which needs the same kind of short-lived channel.
 
 use std::future::Future;
 
@@ -13,7 +14,8 @@ use tracing::{debug, warn};
 use super::consume::{ConsumeSession, settled};
 use super::convert::stored_dead_letter;
 use super::errors::broker_error;
-use crate::{BrokerError, Message, StoredDeadLetter};
+use super::topology::Topology;
+use crate::{BrokerError, Depths, Message, StoredDeadLetter};
 
 /// Up to `limit` dead letters, oldest first, all left in the queue.
 pub(crate) async fn list(
@@ -87,6 +89,31 @@ fn fresh(mut message: Message) -> Message {
     message.headers.remove(headers::ATTEMPTS);
     message.headers.remove(headers::FIRST_SEEN_MS);
     message
+}
+
+/// Ready messages on the task queue, its delay queues and the dead-letter queue, on a channel
+/// of its own.
+pub(crate) async fn depths(
+    session: &ConsumeSession,
+    topology: &Topology,
+) -> Result<Depths, BrokerError> {
+    let channel = session.channel().await?;
+    let counted = async {
+        let mut delayed = 0;
+        for queue in topology.delay_queues() {
+            delayed += u64::from(message_count(&channel, queue).await?);
+        }
+        Ok(Depths {
+            tasks: message_count(&channel, &topology.queues.tasks)
+                .await?
+                .into(),
+            delayed,
+            dead_letters: message_count(&channel, &topology.queues.dead).await?.into(),
+        })
+    }
+    .await;
+    close(&channel).await;
+    counted
 }
 
 async fn message_count(channel: &Channel, queue: &str) -> Result<u32, BrokerError> {

@@ -143,6 +143,11 @@ impl Topology {
         }
     }
 
+    /// The queues retries wait in, one per delay tier.
+    pub(crate) fn delay_queues(&self) -> impl Iterator<Item = &str> {
+        self.delay_tiers.iter().map(|(_, queue)| queue.as_str())
+    }
+
     /// Every destination with a channel of its own (see "Publishing" in the module doc).
     pub(crate) fn fixed_routes(&self) -> Vec<Route> {
         let mut routes = vec![

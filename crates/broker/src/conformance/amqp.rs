@@ -12,7 +12,7 @@ use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
 
-use super::{Depth, Harness, LosesConnections, Orphan, orphan_by_losing_connections};
+use super::{Harness, LosesConnections, Orphan, orphan_by_losing_connections};
 use crate::amqp::{AmqpBroker, AmqpConfig, QueueType};
 use crate::{Deliveries, QueueNames};
 
@@ -114,21 +114,6 @@ impl Harness for AmqpHarness {
 
     async fn reply_queue(&self) -> (String, Deliveries) {
         self.broker.reply_queue().await.expect("reply queue")
-    }
-
-    async fn depth(&self) -> Depth {
-        let connection = raw_connection(&self.config.url).await;
-        let channel = connection.create_channel().await.expect("raw channel");
-        let ready = message_count(&channel, &self.queues().tasks).await;
-        let mut delayed = 0;
-        for queue in self.delay_queues() {
-            delayed += message_count(&channel, &queue).await;
-        }
-        let _ = connection.close(200, "done".into()).await;
-        Depth {
-            ready: ready as usize,
-            delayed: delayed as usize,
-        }
     }
 
     async fn orphan_next_task(&self) -> Orphan {

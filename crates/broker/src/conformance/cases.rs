@@ -7,9 +7,10 @@ use bytes::Bytes;
 use switchyard_wire::headers;
 use tokio::time::Instant;
 
-use super::{Depth, Harness, QUIET, REQUEUE_WITHIN, WAIT, next, next_within, task, wait_for_depth};
+use super::{Harness, QUIET, REQUEUE_WITHIN, WAIT, next, next_within, task, wait_for_depth};
 use crate::{
-    Broker, BrokerError, DeadLetter, DeadLetterStore, MAX_PRIORITY, Message, ResultSource,
+    Broker, BrokerError, DeadLetter, DeadLetterStore, Depths, MAX_PRIORITY, Message, QueueStats,
+    ResultSource,
 };
 
 /// A message using every property Switchyard reads, with a body that is not UTF-8.
@@ -52,7 +53,7 @@ pub async fn an_acked_delivery_is_gone_for_good<H: Harness>() {
         .unwrap();
     let mut tasks = broker.consume_tasks(4).await.unwrap();
     next(&mut tasks).await.ack().await.unwrap();
-    wait_for_depth(&harness, Depth::default()).await;
+    wait_for_depth(&harness, Depths::default()).await;
     // Past the time an unsettled one would be handed back.
     let watch = harness.redelivery() + QUIET;
     assert!(next_within(&mut tasks, watch).await.is_none());
@@ -159,7 +160,7 @@ pub async fn a_delayed_task_is_invisible_until_its_delay_passes<H: Harness>() {
     assert_eq!(later.message, task("later"));
     assert!(!later.redelivered);
     later.ack().await.unwrap();
-    wait_for_depth(&harness, Depth::default()).await;
+    wait_for_depth(&harness, Depths::default()).await;
 }
 
 pub async fn dead_letters_are_listed_and_requeued_by_key_or_all<H: Harness>() {
@@ -268,7 +269,7 @@ pub async fn a_result_without_reply_to_goes_to_the_results_queue<H: Harness>() {
     assert_eq!(delivery.message, result);
     delivery.ack().await.unwrap();
     // The task queue is another queue.
-    assert_eq!(harness.depth().await, Depth::default());
+    assert_eq!(harness.broker().depths().await.unwrap(), Depths::default());
 }
 
 pub async fn a_delivery_of_a_dead_connection_comes_back_and_its_late_ack_fails<H: Harness>() {
@@ -294,7 +295,7 @@ pub async fn a_delivery_of_a_dead_connection_comes_back_and_its_late_ack_fails<H
         "a late ack from a dead connection: {late:?}"
     );
     again.ack().await.unwrap();
-    wait_for_depth(&harness, Depth::default()).await;
+    wait_for_depth(&harness, Depths::default()).await;
 }
 
 /// Once exactly `expected.len()` tasks are visible, takes them one at a time (acking each) and
@@ -303,9 +304,9 @@ async fn assert_delivered_in_order<H: Harness>(harness: &H, expected: &[(&str, u
     let count = expected.len();
     wait_for_depth(
         harness,
-        Depth {
-            ready: count,
-            delayed: 0,
+        Depths {
+            tasks: count as u64,
+            ..Depths::default()
         },
     )
     .await;
@@ -400,4 +401,39 @@ pub async fn a_requeued_dead_letter_keeps_its_priority_and_goes_first<H: Harness
         .unwrap();
     assert_eq!(broker.requeue_dead_letters(None).await.unwrap(), 1);
     assert_delivered_in_order(&harness, &[("replayed", 6), ("queued", 0)]).await;
+}
+
+pub async fn queue_stats_count_what_waits_where<H: Harness>() {
+    let harness = H::open().await;
+    let broker = harness.broker();
+    assert_eq!(broker.depths().await.unwrap(), Depths::default());
+    for id in ["ready-1", "ready-2"] {
+        broker.publish_task(task(id), Duration::ZERO).await.unwrap();
+    }
+    // Long enough that it is still waiting when the case ends.
+    broker
+        .publish_task(task("later"), Duration::from_secs(120))
+        .await
+        .unwrap();
+    let letter = DeadLetter {
+        message: task("dead"),
+        reason: "rejected".into(),
+        attempts: 1,
+        last_error: "400".into(),
+    };
+    broker.dead_letter(letter).await.unwrap();
+    let counted = |tasks, dead_letters| Depths {
+        tasks,
+        delayed: 1,
+        dead_letters,
+    };
+    wait_for_depth(&harness, counted(2, 1)).await;
+
+    assert_eq!(broker.requeue_dead_letters(None).await.unwrap(), 1);
+    wait_for_depth(&harness, counted(3, 0)).await;
+
+    // A task a consumer holds unsettled waits nowhere.
+    let mut tasks = broker.consume_tasks(1).await.unwrap();
+    let _held = next(&mut tasks).await;
+    wait_for_depth(&harness, counted(2, 0)).await;
 }

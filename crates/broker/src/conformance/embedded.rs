@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tempfile::TempDir;
 
-use super::{Depth, Harness, Orphan, REQUEUE_WITHIN, next};
+use super::{Harness, Orphan, REQUEUE_WITHIN, next};
 use crate::embedded::{EmbeddedBroker, EmbeddedConfig};
 use crate::{Broker, Deliveries, QueueNames};
 
@@ -74,18 +74,6 @@ impl Harness for EmbeddedHarness {
         let name = format!("rpc.{}", uuid::Uuid::new_v4().simple());
         let replies = self.broker.consume_queue(&name, 8).await.expect("consume");
         (name, replies)
-    }
-
-    async fn depth(&self) -> Depth {
-        let depth = self
-            .broker
-            .queue_depth(&self.broker.queue_names().tasks)
-            .await
-            .expect("queue depth");
-        Depth {
-            ready: depth.ready,
-            delayed: depth.delayed,
-        }
     }
 
     /// The holder is a broker of its own on a single-threaded runtime of its own, which it then

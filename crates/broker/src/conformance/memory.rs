@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Depth, Harness, LosesConnections, Orphan, orphan_by_losing_connections};
+use super::{Harness, LosesConnections, Orphan, orphan_by_losing_connections};
 use crate::Deliveries;
 use crate::memory::MemoryBroker;
 
@@ -34,13 +34,6 @@ impl Harness for MemoryHarness {
 
     async fn reply_queue(&self) -> (String, Deliveries) {
         self.broker.reply_queue()
-    }
-
-    async fn depth(&self) -> Depth {
-        Depth {
-            ready: self.broker.queued_tasks().len(),
-            delayed: self.broker.delayed_tasks(),
-        }
     }
 
     async fn orphan_next_task(&self) -> Orphan {

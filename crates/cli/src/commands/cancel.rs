@@ -14,12 +14,14 @@ pub struct Args {
         default_value = "http://127.0.0.1:8080"
     )]
     server: String,
+    #[command(flatten)]
+    token: crate::shared_flags::TokenFlags,
 }
 
 /// Prints one line per id: cancelled, or why not (running, finished, unknown). Exits non-zero
 /// unless every task was cancelled.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
+    let http = args.token.api_client()?;
     let server = args.server.trim_end_matches('/');
     let mut refused = 0;
     for id in &args.ids {

@@ -39,6 +39,9 @@ pub struct Args {
     /// Submit through the HTTP task API of `switchyard up` at this URL instead of AMQP.
     #[arg(long, env = "SWITCHYARD_SERVER")]
     server: Option<String>,
+    /// With `--server`: the token `up` requires for submits.
+    #[command(flatten)]
+    token: crate::shared_flags::TokenFlags,
     /// Wait for the results and print them; exit non-zero unless every task succeeded.
     #[arg(long)]
     wait: bool,
@@ -93,7 +96,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         priority: args.priority,
     };
     let mut transport = match &args.server {
-        Some(server) => Transport::http(server, args.timeout, options).await?,
+        Some(server) => {
+            Transport::http(args.token.api_client()?, server, args.timeout, options).await?
+        }
         None => Transport::open(&args.amqp, args.wait, options).await?,
     };
     if args.file.is_none() {
@@ -322,11 +327,11 @@ impl Transport {
     /// Waits, for at most `ready_within`, until `up` at `server` is ready (`GET /ready`): a
     /// task sent while its algorithms load would be refused.
     async fn http(
+        client: reqwest::Client,
         server: &str,
         ready_within: Duration,
         options: SubmitOptions,
     ) -> anyhow::Result<Self> {
-        let client = reqwest::Client::new();
         let server = server.trim_end_matches('/').to_string();
         wait_until_ready(&client, &server, ready_within).await?;
         Ok(Transport::Http {
@@ -537,6 +542,7 @@ fn record_to_result(record: &serde_json::Value, id: &str) -> anyhow::Result<Opti
         attempts: record["attempts"].as_u64().unwrap_or(0) as u32,
         runner: record["runner"].as_str().map(String::from),
         duration_ms: record["duration_ms"].as_u64().unwrap_or(0),
+        history: serde_json::from_value(record["history"].clone()).unwrap_or_default(),
     }))
 }
 
@@ -651,6 +657,7 @@ mod tests {
             attempts: 1,
             runner: None,
             duration_ms: 1,
+            history: vec![],
         }
     }
 

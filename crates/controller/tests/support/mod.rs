@@ -16,7 +16,7 @@ use axum::response::Response;
 use axum::routing::post;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use switchyard_broker::conformance::{Depth, Harness, wait_for_depth};
+use switchyard_broker::conformance::{Harness, wait_for_depth_where};
 use switchyard_broker::{Broker, DeadLetter, DeadLetterStore, Message, ResultSource};
 use switchyard_controller::{
     Backoff, Controller, ControllerConfig, ControllerError, RunnerSource, SourceError, Timeouts,
@@ -361,9 +361,14 @@ impl<H: Harness> Backend<H> {
         stored.into_iter().map(|stored| stored.letter).collect()
     }
 
-    /// Waits until the task queue holds `ready` tasks and `delayed` waiting ones.
-    pub async fn wait_for_depth(&self, ready: usize, delayed: usize) {
-        wait_for_depth(&self.harness, Depth { ready, delayed }).await;
+    /// Waits until the task queue holds `ready` tasks and `delayed` waiting ones, whatever the
+    /// dead letters.
+    pub async fn wait_for_depth(&self, ready: u64, delayed: u64) {
+        let expected = format!("{ready} ready and {delayed} delayed tasks");
+        wait_for_depth_where(&self.harness, &expected, |depths| {
+            (depths.tasks, depths.delayed) == (ready, delayed)
+        })
+        .await;
     }
 }
 

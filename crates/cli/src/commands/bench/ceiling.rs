@@ -69,6 +69,7 @@ async fn answer(broker: Arc<dyn Broker>, delivery: Delivery) {
         attempts: 1,
         runner: None,
         duration_ms: 0,
+        history: Vec::new(),
     };
     let reply = Message {
         reply_to: task.reply_to.clone(),

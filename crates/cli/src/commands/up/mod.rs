@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures::FutureExt;
-use switchyard_api::{Catalog, TaskApi, TaskStore};
+use switchyard_api::{Catalog, Queues, TaskApi, TaskStore};
 use switchyard_broker::amqp::{AmqpBroker, AmqpConfig, TaskQueueProperties};
 use switchyard_broker::embedded::{EmbeddedBroker, EmbeddedConfig};
-use switchyard_broker::{Broker, DeadLetterStore, QueueNames, ResultSource};
+use switchyard_broker::{Broker, QueueNames, ResultSource};
 use switchyard_controller::{Controller, ControllerConfig};
 use switchyard_discovery::DiscoveryClient;
 use switchyard_runner::RunnerConfig;
@@ -83,7 +83,8 @@ pub struct Args {
 struct Backend {
     broker: Arc<dyn Broker>,
     results: Arc<dyn ResultSource>,
-    dead_letters: Arc<dyn DeadLetterStore>,
+    /// What the task API reads and replays.
+    queues: Queues,
     lease_probe: Option<switchyard_api::LeaseProbe>,
     description: String,
 }
@@ -102,7 +103,7 @@ async fn open_backend(args: &Args) -> anyhow::Result<Backend> {
         return Ok(Backend {
             broker: broker.clone(),
             results: broker.clone(),
-            dead_letters: broker,
+            queues: Queues::of(broker),
             lease_probe: None,
             description: "RabbitMQ".into(),
         });
@@ -123,7 +124,7 @@ async fn open_backend(args: &Args) -> anyhow::Result<Backend> {
     Ok(Backend {
         broker: broker.clone(),
         results: broker.clone(),
-        dead_letters: broker,
+        queues: Queues::of(broker),
         lease_probe: Some(lease_probe),
         description: format!("embedded queue at {}", path.display()),
     })
@@ -198,11 +199,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }));
 
     let mut api = TaskApi::new(
-        backend.broker.clone(),
-        backend.dead_letters.clone(),
+        backend.queues.clone(),
         store.clone(),
         Catalog::new(discovery_client).expecting(names.iter().cloned()),
-    );
+    )
+    .with_token(token.clone());
     if let Some(probe) = backend.lease_probe.clone() {
         api = api.with_lease_probe(probe);
     }
@@ -221,6 +222,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 tasks: args.retain.0,
                 payloads: args.retain_payloads.0,
             },
+            shutdown.clone(),
+        )
+        .map(Ok),
+    ));
+    components.spawn(named(
+        "dashboard sampler",
+        switchyard_api::overview::sample(
+            api.clone(),
+            switchyard_api::overview::SAMPLE_INTERVAL,
             shutdown.clone(),
         )
         .map(Ok),
@@ -245,7 +255,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }));
     tracing::info!(
         api = %api_url, discovery = %discovery_url, broker = %backend.description,
-        algorithms = %names.join(","), "switchyard up: task API docs at {api_url}/docs"
+        algorithms = %names.join(","),
+        "switchyard up: dashboard at {api_url}/, task API docs at {api_url}/docs"
     );
 
     let outcome = if args.demo {
