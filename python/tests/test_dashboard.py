@@ -25,7 +25,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from switchyard import Client, SubmitFailed
-from support import Process, Runner, binary, eventually, free_port, wait_http
+from support import Controller, Discovery, Process, Runner, Vhost, binary, eventually, free_port, wait_http
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -192,7 +192,7 @@ def test_the_dashboard_shows_and_steers_a_running_worker(browser: webdriver.Chro
         assert task_id in text_of(browser, "#confirm-text")
         browser.find_element(By.ID, "confirm-ok").click()
         until(browser, lambda: text_of(browser, "#requeue-result") == "requeued 1 dead letter", "the requeue answer")
-        record = eventually(lambda: _final(up, task_id), timeout=WAIT)
+        record = eventually(lambda: _final_at(up.url, task_id), timeout=WAIT)
         assert record["attempts"] == 1 and record["status"] == "failed", record
 
         # A runner that stops drops out of the overview while it is open.
@@ -211,12 +211,6 @@ def test_the_dashboard_shows_and_steers_a_running_worker(browser: webdriver.Chro
     finally:
         runner.process.stop()
         up.process.stop()
-
-
-def _final(up: Up, task_id: str) -> dict[str, Any]:
-    record: dict[str, Any] = httpx.get(f"{up.url}/v1/tasks/{task_id}?wait=5s", timeout=10).json()
-    assert record["status"] in {"done", "failed", "dead"}, record
-    return record
 
 
 def test_with_a_token_the_dashboard_asks_for_it_and_never_shows_it(browser: webdriver.Chrome,
@@ -250,3 +244,43 @@ def test_with_a_token_the_dashboard_asks_for_it_and_never_shows_it(browser: webd
         assert token not in browser.page_source
     finally:
         up.process.stop()
+
+
+def test_the_dashboard_command_watches_components_running_apart_on_rabbitmq(
+        browser: webdriver.Chrome, tmp_path: Path, vhost: Vhost, discovery: Discovery) -> None:
+    runner = Runner("sample", "--discovery", discovery.url, "--algorithms", "shout,fails")
+    controller = Controller(vhost, discovery)
+    url = f"http://127.0.0.1:{free_port()}"
+    dashboard = Process([binary(), "dashboard", "--listen", url[len("http://"):], "--amqp", vhost.url,
+                         "--discovery", discovery.url, "--data", str(tmp_path / "dashboard")])
+    try:
+        wait_http(f"{url}/health")
+        browser.get(f"{url}/#/algorithms/shout")
+        until(browser, lambda: browser.find_element(By.ID, "field-text"), "the shout form")
+        fill(browser, "text", "apart")
+        submit_form(browser)
+        until(browser, lambda: "APART" in text_of(browser, "#task-result"), "the result, through RabbitMQ")
+
+        # A refused task: RabbitMQ's dead-letter queue, counted and listed.
+        with httpx.Client(base_url=url, timeout=10) as api:
+            refused = api.post("/v1/tasks", json={"algorithm": "fails", "payload": {"kind": "bad_input"}})
+            assert refused.status_code == 202, refused.text
+            refused_id = refused.json()["id"]
+            assert eventually(lambda: _final_at(url, refused_id), timeout=WAIT)["status"] == "failed"
+        browser.get(f"{url}/#/")
+        until(browser, lambda: len(rows(browser, "runners")) == 1, "the Python runner")
+        assert runner.url in text_of(browser, "#runners")
+        until(browser, lambda: text_of(browser, "#queue-dead .figure") == "1", "the dead letter counted")
+        browser.get(f"{url}/#/dead-letters")
+        until(browser, lambda: any(row.get_attribute("data-task") == refused_id for row in rows(browser, "dead-letters")),
+              "the dead letter listed")
+    finally:
+        dashboard.stop()
+        controller.process.stop()
+        runner.process.stop()
+
+
+def _final_at(url: str, task_id: str) -> dict[str, Any]:
+    record: dict[str, Any] = httpx.get(f"{url}/v1/tasks/{task_id}?wait=5s", timeout=10).json()
+    assert record["status"] in {"done", "failed", "dead"}, record
+    return record

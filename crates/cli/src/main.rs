@@ -43,6 +43,8 @@ enum Command {
     Controller(commands::controller::Args),
     /// Publish tasks (and wait for their results).
     Submit(commands::submit::Args),
+    /// Serve the dashboard and task API for components running apart on RabbitMQ.
+    Dashboard(commands::dashboard::Args),
     /// Cancel tasks through `up`'s task API: a task not yet running is never run.
     Cancel(commands::cancel::Args),
     /// Print every algorithm's payload schema, from every registered runner.
@@ -95,6 +97,7 @@ fn run() -> anyhow::Result<()> {
             Command::Controller(args) => commands::controller::run(args).await,
             Command::Submit(args) => commands::submit::run(args).await,
             Command::Cancel(args) => commands::cancel::run(args).await,
+            Command::Dashboard(args) => commands::dashboard::run(args).await,
             Command::Schemas(args) => commands::schemas::run(args).await,
             Command::DeadLetters(args) => commands::dead_letters::run(args).await,
             Command::Bench(args) => commands::bench::run(args).await,

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod cancel;
 pub mod controller;
+pub mod dashboard;
 pub mod dead_letters;
 pub mod discovery;
 pub mod runner;

@@ -207,52 +207,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(probe) = backend.lease_probe.clone() {
         api = api.with_lease_probe(probe);
     }
-    let republished = api.republish_unconfirmed().await?;
-    if republished > 0 {
-        tracing::info!(
-            republished,
-            "republished tasks accepted before the last stop"
-        );
-    }
-    components.spawn(named(
-        "pruner",
-        switchyard_api::retention::prune(
-            store.clone(),
-            switchyard_api::retention::Retention {
+    serve_task_api(
+        api,
+        TaskApiParts {
+            store,
+            results: backend.results.clone(),
+            listener: api_listener,
+            retention: switchyard_api::retention::Retention {
                 tasks: args.retain.0,
                 payloads: args.retain_payloads.0,
             },
-            shutdown.clone(),
-        )
-        .map(Ok),
-    ));
-    components.spawn(named(
-        "dashboard sampler",
-        switchyard_api::overview::sample(
-            api.clone(),
-            switchyard_api::overview::SAMPLE_INTERVAL,
-            shutdown.clone(),
-        )
-        .map(Ok),
-    ));
-    components.spawn(named(
-        "result collector",
-        switchyard_api::collector::collect_results(
-            backend.results.clone(),
-            store,
-            api.finished_sender(),
-            shutdown.clone(),
-        )
-        .map(Ok),
-    ));
-    let router = switchyard_api::router(api, switchyard_runner::DEFAULT_MAX_BODY_BYTES);
-    let api_shutdown = shutdown.clone();
-    components.spawn(named("task API", async move {
-        axum::serve(api_listener, router)
-            .with_graceful_shutdown(api_shutdown.cancelled_owned())
-            .await
-            .map_err(anyhow::Error::from)
-    }));
+        },
+        &mut components,
+        &shutdown,
+    )
+    .await?;
     tracing::info!(
         api = %api_url, discovery = %discovery_url, broker = %backend.description,
         algorithms = %names.join(","),
@@ -299,8 +268,69 @@ impl Args {
     }
 }
 
+/// What [`serve_task_api`] needs besides the API itself.
+pub(crate) struct TaskApiParts {
+    pub store: TaskStore,
+    /// Where the controllers publish results of tasks without `reply_to`.
+    pub results: Arc<dyn ResultSource>,
+    pub listener: TcpListener,
+    pub retention: switchyard_api::retention::Retention,
+}
+
+/// Starts the task API and what keeps its store true, as components of `components`: tasks
+/// accepted before the last stop are republished, results are collected from the results
+/// queue, finished tasks are pruned, and the dashboard's figures are sampled.
+pub(crate) async fn serve_task_api(
+    api: TaskApi,
+    parts: TaskApiParts,
+    components: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let republished = api.republish_unconfirmed().await?;
+    if republished > 0 {
+        tracing::info!(
+            republished,
+            "republished tasks accepted before the last stop"
+        );
+    }
+    components.spawn(named(
+        "pruner",
+        switchyard_api::retention::prune(parts.store.clone(), parts.retention, shutdown.clone())
+            .map(Ok),
+    ));
+    components.spawn(named(
+        "dashboard sampler",
+        switchyard_api::overview::sample(
+            api.clone(),
+            switchyard_api::overview::SAMPLE_INTERVAL,
+            shutdown.clone(),
+        )
+        .map(Ok),
+    ));
+    components.spawn(named(
+        "result collector",
+        switchyard_api::collector::collect_results(
+            parts.results,
+            parts.store,
+            api.finished_sender(),
+            shutdown.clone(),
+        )
+        .map(Ok),
+    ));
+    let router = switchyard_api::router(api, switchyard_runner::DEFAULT_MAX_BODY_BYTES);
+    let api_shutdown = shutdown.clone();
+    let listener = parts.listener;
+    components.spawn(named("task API", async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(api_shutdown.cancelled_owned())
+            .await
+            .map_err(anyhow::Error::from)
+    }));
+    Ok(())
+}
+
 /// Waits for every component of `set` to stop; a failure on the way out is logged, not fatal.
-async fn wait_for_every(set: &mut tokio::task::JoinSet<anyhow::Result<()>>) {
+pub(crate) async fn wait_for_every(set: &mut tokio::task::JoinSet<anyhow::Result<()>>) {
     while let Some(finished) = set.join_next().await {
         if let Ok(Err(error)) = finished {
             tracing::warn!("during shutdown: {error:#}");
@@ -316,7 +346,7 @@ async fn named(
     component.await.with_context(|| format!("{name} failed"))
 }
 
-fn component_failure(
+pub(crate) fn component_failure(
     finished: Option<Result<anyhow::Result<()>, tokio::task::JoinError>>,
 ) -> anyhow::Error {
     match finished {
@@ -349,7 +379,7 @@ async fn wait_until_ready(api_url: &str, names: &[String], limit: Duration) -> a
 
 /// How long something is kept: a duration (`7d`, `12h`), or `forever` (`None`).
 #[derive(Debug, Clone, Copy)]
-struct Keep(Option<Duration>);
+pub(crate) struct Keep(pub Option<Duration>);
 
 impl std::str::FromStr for Keep {
     type Err = String;
