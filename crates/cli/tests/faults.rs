@@ -198,6 +198,180 @@ async fn load_survives_killed_runners_controller_discovery_and_lost_connections(
     assert!(controller.log().contains("result published"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rabbitmq_killed_9_and_restarted_loses_no_confirmed_task() {
+    let count = if soak() { 10_000 } else { 600 };
+    let node = RabbitNode::start().await;
+    let discovery_address = free_address().await;
+    let discovery_url = format!("http://{discovery_address}");
+    let _discovery = discovery_process(&discovery_address, None).await;
+    let runner_flags = ["--algorithms", "echo"];
+    let _runners = [
+        runner_process(&discovery_url, &free_address().await, &runner_flags).await,
+        runner_process(&discovery_url, &free_address().await, &runner_flags).await,
+    ];
+    let controller = ControllerProcess::spawn_at(
+        &node.url,
+        &discovery_url,
+        &["--concurrency", "16", "--max-attempts", "10"],
+    );
+    let ids: Vec<String> = (0..count).map(|n| format!("broker-{n}")).collect();
+    let bodies = ids
+        .iter()
+        .map(|id| {
+            let task = Task::new("echo", json!({ "text": id }));
+            (id.clone(), task.to_json_bytes())
+        })
+        .collect();
+    let started = Instant::now();
+    // Every publish is retried until RabbitMQ confirms it, so every task counts as confirmed.
+    let producer = tokio::spawn(publish_paced(broker_at(&node.url).await, bodies));
+    let results_broker = broker_at(&node.url).await;
+    let mut reader = ResultReader::new(&results_broker);
+    reader.wait_for(&first(&ids, 20), WITHIN).await;
+
+    node.kill_9().await;
+    let at_kill = reader.seen.len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    node.start_again().await;
+    let restarted = Instant::now();
+    // Time to recover: from the node serving again to the first new result.
+    while reader.seen.len() <= at_kill {
+        reader.drain(Duration::from_millis(100)).await;
+        assert!(restarted.elapsed() < WITHIN, "no result after the restart");
+    }
+    let recovered_in = restarted.elapsed();
+
+    let all: BTreeSet<String> = ids.iter().cloned().collect();
+    reader.wait_for(&all, WITHIN * 5).await;
+    let publish_retries = producer.await.unwrap();
+    reader.drain(Duration::from_secs(2)).await;
+    let duplicates: usize = reader.seen.values().map(|results| results.len() - 1).sum();
+    let failed: Vec<&String> = ids
+        .iter()
+        .filter(|id| !reader.seen[*id].iter().any(TaskResult::is_ok))
+        .collect();
+    println!(
+        "broker kill -9 at {at_kill} results: submitted {count}, confirmed {count}, answered \
+         {}, failed {}, duplicates delivered {duplicates}, missing 0; recovered {:.1} s after \
+         the restart; {publish_retries} publishes retried; {:.1} s in all",
+        reader.seen.len(),
+        failed.len(),
+        recovered_in.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(failed.is_empty(), "tasks that never succeeded: {failed:?}");
+    // The controller said it lost RabbitMQ and that it is back, each in a line of its own.
+    let log = controller.log();
+    let lost = log
+        .rfind("cannot connect to RabbitMQ")
+        .or_else(|| log.rfind("connection lost"))
+        .expect("the controller says it lost RabbitMQ");
+    assert!(
+        log[lost..].contains("connected"),
+        "no reconnection line after:\n{}",
+        &log[lost..]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_alarm_blocks_publishes_until_it_clears_and_loses_nothing() {
+    const EACH: usize = 20;
+    let node = RabbitNode::start().await;
+    let discovery_address = free_address().await;
+    let discovery_url = format!("http://{discovery_address}");
+    let _discovery = discovery_process(&discovery_address, None).await;
+    let _runner = runner_process(
+        &discovery_url,
+        &free_address().await,
+        &["--algorithms", "echo"],
+    )
+    .await;
+    let producer = broker_at(&node.url).await;
+    for n in 0..EACH {
+        let task = Task::new("echo", json!({ "text": format!("before {n}") }));
+        producer
+            .publish_task(
+                Message::new(task.to_json_bytes()).with_id(format!("before-{n}")),
+                Duration::ZERO,
+            )
+            .await
+            .unwrap();
+    }
+
+    // A memory limit nothing fits under: RabbitMQ raises its alarm and blocks every publisher.
+    node.rabbitmqctl(&["set_vm_memory_high_watermark", "0.0000001"])
+        .await;
+    let alarm = Instant::now();
+    // The controller takes the queued tasks and runs them; publishing their results waits.
+    let controller = ControllerProcess::spawn_at(&node.url, &discovery_url, &[]);
+    poll(WITHIN, "the controller says RabbitMQ blocked it", || {
+        let said = controller.log().contains("RabbitMQ blocked publishing");
+        async move { said }
+    })
+    .await;
+    // A producer started now waits too, and says so.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let lines: Vec<String> = (0..EACH)
+        .map(|n| Task::new("echo", json!({ "text": format!("during {n}") })).to_json_bytes())
+        .map(|body| String::from_utf8(body).unwrap())
+        .collect();
+    std::fs::write(file.path(), lines.join("\n")).unwrap();
+    let mut submit = Process::spawn(&[
+        "submit",
+        "--file",
+        file.path().to_str().unwrap(),
+        "--amqp",
+        &node.url,
+        "--queue",
+        QUEUE,
+    ]);
+    submit
+        .wait_for_log("RabbitMQ blocked publishing", WITHIN)
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !submit.has_exited(),
+        "submit finished while RabbitMQ blocked it"
+    );
+
+    node.rabbitmqctl(&["set_vm_memory_high_watermark", "0.4"])
+        .await;
+    let blocked_for = alarm.elapsed();
+    assert!(
+        submit.exit_status(WITHIN).await.success(),
+        "{}",
+        submit.log()
+    );
+    let results_broker = broker_at(&node.url).await;
+    let mut reader = ResultReader::new(&results_broker);
+    let deadline = Instant::now() + WITHIN;
+    while reader.seen.len() < 2 * EACH {
+        assert!(
+            Instant::now() < deadline,
+            "{} results of {}",
+            reader.seen.len(),
+            2 * EACH
+        );
+        reader.drain(Duration::from_millis(200)).await;
+    }
+    reader.drain(Duration::from_secs(1)).await;
+    assert!(reader.seen.values().flatten().all(TaskResult::is_ok));
+    assert!(controller.log().contains("RabbitMQ unblocked publishing"));
+    println!(
+        "memory alarm for {:.1} s: {} tasks queued before it, {EACH} submitted during it, {} \
+         answered, 0 missing, {} duplicates",
+        blocked_for.as_secs_f64(),
+        EACH,
+        reader.seen.len(),
+        reader
+            .seen
+            .values()
+            .map(|results| results.len() - 1)
+            .sum::<usize>()
+    );
+}
+
 fn error_of(result: &TaskResult) -> &TaskError {
     match &result.outcome {
         TaskOutcome::Error { error } => error,

@@ -151,8 +151,33 @@ impl<S: Session> Link<S> {
         let connection = Connection::connect_uri(self.uri.clone(), properties)
             .await
             .map_err(|error| connect_error(&self.uri, error))?;
+        tokio::spawn(say_when_blocked(self.name, connection.events_listener()));
         self.topology.declare(&connection).await?;
         S::open(connection, &self.topology).await
+    }
+}
+
+/// Logs RabbitMQ's resource alarms (a memory or disk limit reached: `connection.blocked`) once
+/// each way. While blocked, lapin writes nothing: publishes wait for their confirms instead of
+/// failing, so nothing is lost and nothing spins, and they go on once RabbitMQ unblocks. Ends
+/// with the connection.
+async fn say_when_blocked(
+    connection: &'static str,
+    events: impl futures::Stream<Item = lapin::Event> + Send + 'static,
+) {
+    use futures::StreamExt;
+    let mut events = std::pin::pin!(events);
+    while let Some(event) = events.next().await {
+        match event {
+            lapin::Event::ConnectionBlocked(reason) => warn!(
+                connection,
+                "RabbitMQ blocked publishing ({reason}): publishes wait until it unblocks"
+            ),
+            lapin::Event::ConnectionUnblocked => {
+                info!(connection, "RabbitMQ unblocked publishing")
+            }
+            _ => {}
+        }
     }
 }
 

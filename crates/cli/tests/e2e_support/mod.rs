@@ -48,9 +48,7 @@ impl Vhost {
 
     /// A broker on this vhost's task queue, as a producer or result reader.
     pub async fn broker(&self) -> AmqpBroker {
-        AmqpBroker::connect(AmqpConfig::new(self.url.clone(), QueueNames::new(QUEUE)))
-            .await
-            .expect("connect to the local RabbitMQ")
+        broker_at(&self.url).await
     }
 
     /// Closes every connection of the vhost, as a broker restart would.
@@ -63,6 +61,13 @@ impl Drop for Vhost {
     fn drop(&mut self) {
         rabbitmqctl(&["delete_vhost", &self.name]);
     }
+}
+
+/// A broker on the test task queue of the RabbitMQ at `url`, as a producer or result reader.
+pub async fn broker_at(url: &str) -> AmqpBroker {
+    AmqpBroker::connect(AmqpConfig::new(url.to_owned(), QueueNames::new(QUEUE)))
+        .await
+        .expect("connect to the local RabbitMQ")
 }
 
 pub use switchyard_broker::conformance::amqp::rabbitmqctl;
@@ -169,12 +174,17 @@ impl ControllerProcess {
 
     /// As [`ControllerProcess::spawn`], with discovery at `discovery_url` (e.g. a process).
     pub fn spawn_on(vhost: &Vhost, discovery_url: &str, extra: &[&str]) -> ControllerProcess {
+        Self::spawn_at(&vhost.url, discovery_url, extra)
+    }
+
+    /// As [`ControllerProcess::spawn_on`], on the RabbitMQ at `amqp_url`.
+    pub fn spawn_at(amqp_url: &str, discovery_url: &str, extra: &[&str]) -> ControllerProcess {
         let log = tempfile::NamedTempFile::new().unwrap();
         let child = Command::new(BIN)
             .args([
                 "controller",
                 "--amqp",
-                &vhost.url,
+                amqp_url,
                 "--queue",
                 QUEUE,
                 "--discovery",

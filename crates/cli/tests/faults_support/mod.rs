@@ -44,6 +44,28 @@ impl Process {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
+
+    /// Whether it has exited, without waiting.
+    pub fn has_exited(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
+    }
+
+    /// Waits for it to exit on its own; panics after `within`.
+    pub async fn exit_status(&mut self, within: Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{:?} still running after {within:?}", self.args))
+            .unwrap()
+    }
+
+    /// Polls its log until it contains `line`; panics after `within`.
+    pub async fn wait_for_log(&self, line: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.log().contains(line) {
+            assert!(Instant::now() < deadline, "no {line:?} in:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 fn spawn_logged(args: &[String], log: &tempfile::NamedTempFile) -> Child {
@@ -68,6 +90,86 @@ impl Drop for Process {
         if std::thread::panicking() {
             eprintln!("---- switchyard {:?} log ----\n{}", self.args, self.log());
         }
+    }
+}
+
+/// A RabbitMQ node of the test's own (`scripts/rabbitmq-node.sh`), on ports and in a directory
+/// of its own, so killing it touches no other test; stopped when dropped.
+pub struct RabbitNode {
+    name: String,
+    /// The AMQP URL of its default vhost.
+    pub url: String,
+    amqp_port: String,
+    dist_port: String,
+    /// Its data: kept across a kill, so a restart finds its durable queues.
+    dir: tempfile::TempDir,
+}
+
+const NODE_SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../scripts/rabbitmq-node.sh"
+);
+
+impl RabbitNode {
+    pub async fn start() -> RabbitNode {
+        let port = |address: String| address.rsplit(':').next().unwrap().to_owned();
+        let amqp_port = port(crate::e2e_support::free_address().await);
+        let dist_port = port(crate::e2e_support::free_address().await);
+        let node = RabbitNode {
+            name: format!("switchyard-fault-{amqp_port}"),
+            url: format!("amqp://guest:guest@127.0.0.1:{amqp_port}/%2f"),
+            amqp_port,
+            dist_port,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        node.start_again().await;
+        node
+    }
+
+    /// Starts it (again, after [`RabbitNode::kill_9`]) on the same ports and data; returns once
+    /// it serves.
+    pub async fn start_again(&self) {
+        let dir = self.dir.path().to_str().unwrap();
+        self.script(&["start", &self.name, &self.amqp_port, &self.dist_port, dir])
+            .await;
+    }
+
+    /// SIGKILL of the broker: no shutdown, no goodbye to its clients.
+    pub async fn kill_9(&self) {
+        self.script(&["kill", &self.name]).await;
+    }
+
+    /// `rabbitmqctl` on this node.
+    pub async fn rabbitmqctl(&self, args: &[&str]) {
+        let node = format!("{}@localhost", self.name);
+        let output = Command::new("rabbitmqctl")
+            .args(["-q", "-n", &node])
+            .args(args)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "rabbitmqctl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    async fn script(&self, args: &[&str]) {
+        let output = Command::new(NODE_SCRIPT).args(args).output().await.unwrap();
+        assert!(
+            output.status.success(),
+            "rabbitmq-node.sh {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for RabbitNode {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(NODE_SCRIPT)
+            .args(["stop", &self.name])
+            .status();
     }
 }
 
