@@ -28,6 +28,9 @@ missing=()
 for package in "${packages[@]}"; do
   installed "$package" || missing+=("$package")
 done
+# The Kubernetes manifests are rendered with `kubectl kustomize`: any kubectl will do, Debian's
+# kubernetes-client when there is none.
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
