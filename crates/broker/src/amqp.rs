@@ -96,7 +96,9 @@ use topology::{Route, Topology};
 /// Where and how to reach RabbitMQ, and the topology to declare there.
 #[derive(Debug, Clone)]
 pub struct AmqpConfig {
-    /// `amqp://user:password@host:port/vhost`; the default vhost `/` is written `%2f`.
+    /// `amqp://user:password@host:port/vhost`; the default vhost `/` is written `%2f`. The
+    /// nodes of a cluster: several URLs separated by commas, tried in turn, so a lost node's
+    /// clients move to the next live one.
     pub url: String,
     /// The task queue and the results and dead-letter queues named after it.
     pub queues: QueueNames,
@@ -217,9 +219,21 @@ impl AmqpBroker {
     /// Connects (for at most `reconnect_timeout`) and declares the topology, so a wrong URL,
     /// wrong credentials or conflicting queue arguments fail here rather than on first use.
     pub async fn connect(config: AmqpConfig) -> Result<Self, BrokerError> {
-        let mut uri = lapin::uri::AMQPUri::from_str(&config.url)
-            .map_err(|error| BrokerError::fatal("invalid AMQP URL").caused_by(error))?;
-        uri.query.frame_max.get_or_insert(DEFAULT_FRAME_MAX);
+        let uris: Arc<[lapin::uri::AMQPUri]> = config
+            .url
+            .split(',')
+            .enumerate()
+            .map(|(n, url)| {
+                // The URL itself is not repeated: it holds the password.
+                let mut uri = lapin::uri::AMQPUri::from_str(url.trim()).map_err(|error| {
+                    BrokerError::fatal(format!("invalid AMQP URL (number {} of the list)", n + 1))
+                        .caused_by(error)
+                })?;
+                uri.query.frame_max.get_or_insert(DEFAULT_FRAME_MAX);
+                Ok(uri)
+            })
+            .collect::<Result<Vec<_>, BrokerError>>()?
+            .into();
         let topology = Arc::new(Topology::new(
             config.queues,
             config.queue_type,
@@ -228,13 +242,13 @@ impl AmqpBroker {
         )?);
         let broker = AmqpBroker {
             publishers: Link::new(
-                uri.clone(),
+                uris.clone(),
                 "switchyard-publish",
                 topology.clone(),
                 config.reconnect_timeout,
             ),
             consumers: Link::new(
-                uri,
+                uris,
                 "switchyard-consume",
                 topology.clone(),
                 config.reconnect_timeout,

@@ -418,3 +418,31 @@ async fn an_unreachable_broker_is_disconnected_after_the_reconnect_timeout() {
     );
     assert!(waited < Duration::from_secs(3), "waited {waited:?}");
 }
+
+#[tokio::test]
+async fn a_list_of_nodes_is_tried_in_turn_and_a_bad_one_is_named_by_position() {
+    let mut config = test_config(QueueType::Classic, None);
+    // The first node is down (nothing listens on port 1): the client moves on to the live one.
+    let live = config.url.clone();
+    config.url = format!("amqp://guest:guest@127.0.0.1:1/%2f, {live}");
+    let broker = AmqpBroker::connect(config.clone()).await.unwrap();
+    broker
+        .publish_task(task("via-the-second-node"), Duration::ZERO)
+        .await
+        .unwrap();
+    let mut tasks = broker.consume_tasks(1).await.unwrap();
+    assert_eq!(
+        next(&mut tasks).await.message.id.as_deref(),
+        Some("via-the-second-node")
+    );
+    broker.delete_topology().await.unwrap();
+
+    config.url = format!("{live},amqp://guest:secret@[::1");
+    let error = AmqpBroker::connect(config).await.err().unwrap();
+    let shown = format!("{error:#}");
+    assert!(shown.contains("number 2 of the list"), "{shown}");
+    assert!(
+        !shown.contains("secret"),
+        "the password is not repeated: {shown}"
+    );
+}

@@ -7,7 +7,8 @@ use switchyard_broker::amqp::{AmqpBroker, AmqpConfig, QueueType, TaskQueueProper
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct AmqpFlags {
-    /// RabbitMQ URL; the default vhost `/` is written `%2f`.
+    /// RabbitMQ URL; the default vhost `/` is written `%2f`. For a cluster, every node's URL,
+    /// comma-separated: a client that loses its node moves to the next live one.
     #[arg(
         long,
         env = "SWITCHYARD_AMQP",

@@ -275,6 +275,84 @@ async fn a_rabbitmq_killed_9_and_restarted_loses_no_confirmed_task() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_losing_the_task_queue_leader_twice_loses_no_confirmed_task() {
+    use switchyard_broker::amqp::QueueType;
+    let count = if soak() { 10_000 } else { 600 };
+    let cluster = RabbitCluster::start().await;
+    let urls = cluster.urls();
+    let discovery_address = free_address().await;
+    let discovery_url = format!("http://{discovery_address}");
+    let _discovery = discovery_process(&discovery_address, None).await;
+    let runner_flags = ["--algorithms", "echo"];
+    let _runners = [
+        runner_process(&discovery_url, &free_address().await, &runner_flags).await,
+        runner_process(&discovery_url, &free_address().await, &runner_flags).await,
+    ];
+    let controller = ControllerProcess::spawn_at(
+        &urls,
+        &discovery_url,
+        &[
+            "--queue-type",
+            "quorum",
+            "--concurrency",
+            "16",
+            "--max-attempts",
+            "10",
+        ],
+    );
+    let ids: Vec<String> = (0..count).map(|n| format!("cluster-{n}")).collect();
+    let bodies = ids
+        .iter()
+        .map(|id| {
+            (
+                id.clone(),
+                Task::new("echo", json!({ "text": id })).to_json_bytes(),
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    let producer = tokio::spawn(publish_paced(
+        broker_of_type(&urls, QueueType::Quorum).await,
+        bodies,
+    ));
+    let results_broker = broker_of_type(&urls, QueueType::Quorum).await;
+    let mut reader = ResultReader::new(&results_broker);
+
+    let mut killed = Vec::new();
+    for percent in [20, 50] {
+        reader.wait_for(&first(&ids, percent), WITHIN).await;
+        let leader = cluster.leader_of(QUEUE).await;
+        cluster.kill_9(leader).await;
+        println!(
+            "fault: node {leader}, the task queue's leader, killed at {} results",
+            reader.seen.len()
+        );
+        reader.wait_for(&first(&ids, percent + 15), WITHIN).await;
+        cluster.restart(leader).await;
+        killed.push(leader);
+    }
+    let all: BTreeSet<String> = ids.iter().cloned().collect();
+    reader.wait_for(&all, WITHIN * 5).await;
+    let publish_retries = producer.await.unwrap();
+    reader.drain(Duration::from_secs(2)).await;
+    let duplicates: usize = reader.seen.values().map(|results| results.len() - 1).sum();
+    let failed = ids
+        .iter()
+        .filter(|id| !reader.seen[*id].iter().any(TaskResult::is_ok))
+        .count();
+    println!(
+        "cluster, leaders {killed:?} killed -9 in turn: submitted {count}, confirmed {count}, \
+         answered {}, failed {failed}, duplicates delivered {duplicates}, missing 0; \
+         {publish_retries} publishes retried; {:.1} s in all",
+        reader.seen.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(failed, 0);
+    // The controller moved to a live node, and said which.
+    assert!(controller.log().contains("node="), "{}", controller.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memory_alarm_blocks_publishes_until_it_clears_and_loses_nothing() {
     const EACH: usize = 20;
     let node = RabbitNode::start().await;

@@ -25,7 +25,11 @@ pub(crate) trait Session: Send + Sync + 'static + Sized {
 
 /// A connection that reopens itself, with its topology declared, when a call needs it.
 pub(crate) struct Link<S> {
-    uri: AMQPUri,
+    /// The nodes to try, in turn: one for a single broker, every node of a cluster.
+    uris: Arc<[AMQPUri]>,
+    /// The node the next connection attempt goes to; moves on after each failed attempt, so
+    /// a dead node is left for the next live one.
+    next_node: std::sync::atomic::AtomicUsize,
     /// Shown by `rabbitmqctl list_connections client_properties` and the management UI.
     name: &'static str,
     topology: Arc<Topology>,
@@ -42,13 +46,15 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 impl<S: Session> Link<S> {
     pub(crate) fn new(
-        uri: AMQPUri,
+        uris: Arc<[AMQPUri]>,
         name: &'static str,
         topology: Arc<Topology>,
         reconnect_timeout: Duration,
     ) -> Self {
+        assert!(!uris.is_empty(), "a link needs at least one node");
         Link {
-            uri,
+            uris,
+            next_node: std::sync::atomic::AtomicUsize::new(0),
             name,
             topology,
             reconnect_timeout,
@@ -122,10 +128,10 @@ impl<S: Session> Link<S> {
         loop {
             let attempt = tokio::time::timeout_at(deadline, self.open()).await;
             let error = match attempt {
-                Ok(Ok(session)) => {
+                Ok(Ok((session, node))) => {
                     let session = Arc::new(session);
                     *self.lock() = Some(session.clone());
-                    info!(connection = self.name, "connected");
+                    info!(connection = self.name, node, "connected");
                     return Ok(session);
                 }
                 Ok(Err(fatal @ BrokerError::Fatal { .. })) => return Err(fatal),
@@ -146,11 +152,25 @@ impl<S: Session> Link<S> {
         }
     }
 
-    async fn open(&self) -> Result<S, BrokerError> {
+    /// Opens a session on the current node; a failure moves the next attempt to the next node.
+    /// Returns the session and the node's `host:port`.
+    async fn open(&self) -> Result<(S, String), BrokerError> {
+        use std::sync::atomic::Ordering;
+        let index = self.next_node.load(Ordering::Relaxed) % self.uris.len();
+        let uri = &self.uris[index];
+        let node = format!("{}:{}", uri.authority.host, uri.authority.port);
+        let opened = self.open_on(uri).await;
+        if opened.is_err() {
+            self.next_node.store(index + 1, Ordering::Relaxed);
+        }
+        opened.map(|session| (session, node))
+    }
+
+    async fn open_on(&self, uri: &AMQPUri) -> Result<S, BrokerError> {
         let properties = ConnectionProperties::default().with_connection_name(self.name.into());
-        let connection = Connection::connect_uri(self.uri.clone(), properties)
+        let connection = Connection::connect_uri(uri.clone(), properties)
             .await
-            .map_err(|error| connect_error(&self.uri, error))?;
+            .map_err(|error| connect_error(uri, error))?;
         tokio::spawn(say_when_blocked(self.name, connection.events_listener()));
         self.topology.declare(&connection).await?;
         S::open(connection, &self.topology).await

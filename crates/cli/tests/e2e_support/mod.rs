@@ -65,9 +65,20 @@ impl Drop for Vhost {
 
 /// A broker on the test task queue of the RabbitMQ at `url`, as a producer or result reader.
 pub async fn broker_at(url: &str) -> AmqpBroker {
-    AmqpBroker::connect(AmqpConfig::new(url.to_owned(), QueueNames::new(QUEUE)))
-        .await
-        .expect("connect to the local RabbitMQ")
+    broker_of_type(url, switchyard_broker::amqp::QueueType::Classic).await
+}
+
+/// As [`broker_at`], on queues of `queue_type`.
+pub async fn broker_of_type(
+    url: &str,
+    queue_type: switchyard_broker::amqp::QueueType,
+) -> AmqpBroker {
+    AmqpBroker::connect(AmqpConfig {
+        queue_type,
+        ..AmqpConfig::new(url.to_owned(), QueueNames::new(QUEUE))
+    })
+    .await
+    .expect("connect to the local RabbitMQ")
 }
 
 pub use switchyard_broker::conformance::amqp::rabbitmqctl;

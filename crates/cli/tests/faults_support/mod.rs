@@ -156,12 +156,7 @@ impl RabbitNode {
     }
 
     async fn script(&self, args: &[&str]) {
-        let output = Command::new(NODE_SCRIPT).args(args).output().await.unwrap();
-        assert!(
-            output.status.success(),
-            "rabbitmq-node.sh {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        run_script(NODE_SCRIPT, args).await;
     }
 }
 
@@ -171,6 +166,138 @@ impl Drop for RabbitNode {
             .args(["stop", &self.name])
             .status();
     }
+}
+
+/// A three-node RabbitMQ cluster of the test's own (`scripts/rabbitmq-cluster.sh`); stopped when
+/// dropped.
+pub struct RabbitCluster {
+    prefix: String,
+    base_port: u16,
+    /// The nodes' data, kept across kills so a restarted node rejoins with its queues.
+    dir: tempfile::TempDir,
+}
+
+const CLUSTER_SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../scripts/rabbitmq-cluster.sh"
+);
+
+impl RabbitCluster {
+    /// Three nodes on ports `base`, `+1`, `+2` (distribution on `+10` to `+12`), a range where
+    /// nothing listens now.
+    pub async fn start() -> RabbitCluster {
+        let base_port = free_port_range().await;
+        let cluster = RabbitCluster {
+            prefix: format!("switchyard-cluster-{base_port}"),
+            base_port,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let dir = cluster.dir.path().to_str().unwrap().to_owned();
+        run_script(
+            CLUSTER_SCRIPT,
+            &["start", &cluster.prefix, &base_port.to_string(), &dir],
+        )
+        .await;
+        cluster
+    }
+
+    /// Every node's AMQP URL, comma-separated: what `--amqp` takes for a cluster.
+    pub fn urls(&self) -> String {
+        (0..3)
+            .map(|n| format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.base_port + n))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The node (1 to 3) that leads the quorum queue `queue`.
+    pub async fn leader_of(&self, queue: &str) -> u16 {
+        for node in 1..=3 {
+            let output = Command::new("rabbitmqctl")
+                .args([
+                    "-q",
+                    "-n",
+                    &self.node(node),
+                    "list_queues",
+                    "name",
+                    "leader",
+                ])
+                .output()
+                .await
+                .unwrap();
+            if !output.status.success() {
+                continue;
+            }
+            let listing = String::from_utf8_lossy(&output.stdout).into_owned();
+            for line in listing.lines() {
+                let mut columns = line.split_whitespace();
+                if columns.next() == Some(queue) {
+                    let leader = columns.next().unwrap_or_default();
+                    return (1..=3)
+                        .find(|n| leader == self.node(*n))
+                        .unwrap_or_else(|| panic!("leader {leader:?} of {queue} is no node"));
+                }
+            }
+        }
+        panic!("no node lists {queue}")
+    }
+
+    pub async fn kill_9(&self, node: u16) {
+        run_script(NODE_SCRIPT, &["kill", &format!("{}-{node}", self.prefix)]).await;
+    }
+
+    /// Starts a killed node again; it rejoins the cluster.
+    pub async fn restart(&self, node: u16) {
+        let port = self.base_port + node - 1;
+        let dir = self.dir.path().join(node.to_string());
+        run_script(
+            NODE_SCRIPT,
+            &[
+                "start",
+                &format!("{}-{node}", self.prefix),
+                &port.to_string(),
+                &(self.base_port + 9 + node).to_string(),
+                dir.to_str().unwrap(),
+            ],
+        )
+        .await;
+    }
+
+    fn node(&self, n: u16) -> String {
+        format!("{}-{n}@localhost", self.prefix)
+    }
+}
+
+impl Drop for RabbitCluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(CLUSTER_SCRIPT)
+            .args(["stop", &self.prefix])
+            .status();
+    }
+}
+
+/// A port `p` such that `p..p+3` and `p+10..p+13` are free on 127.0.0.1 right now.
+async fn free_port_range() -> u16 {
+    loop {
+        let base = 20_000 + (uuid::Uuid::new_v4().as_u128() % 30_000) as u16;
+        let mut free = true;
+        for port in (base..base + 3).chain(base + 10..base + 13) {
+            free &= tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .is_ok();
+        }
+        if free {
+            return base;
+        }
+    }
+}
+
+async fn run_script(script: &str, args: &[&str]) {
+    let output = Command::new(script).args(args).output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "{script} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// `switchyard discovery` on `address`, with a short ttl so a killed runner drops out soon.
