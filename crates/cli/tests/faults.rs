@@ -275,6 +275,77 @@ async fn a_rabbitmq_killed_9_and_restarted_loses_no_confirmed_task() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_on_a_rabbitmq_killed_9_answers_every_task_it_accepted() {
+    let count = if soak() { 2_000 } else { 200 };
+    let node = RabbitNode::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let listen = free_address().await;
+    let api = format!("http://{listen}");
+    let up = Process::spawn(&[
+        "up",
+        "--listen",
+        &listen,
+        "--discovery-listen",
+        &free_address().await,
+        "--data",
+        data.path().to_str().unwrap(),
+        "--amqp",
+        &node.url,
+        "--algorithms",
+        "echo",
+    ]);
+    let http = reqwest::Client::new();
+    poll(WITHIN, "up is ready", || async {
+        let answer = http.get(format!("{api}/ready")).send().await;
+        answer.is_ok_and(|answer| answer.status() == 200)
+    })
+    .await;
+
+    // A producer submits one task after another while RabbitMQ dies and comes back; every
+    // answer is either 202 (accepted) or an error saying it was not.
+    let submitter = {
+        let (http, api) = (http.clone(), api.clone());
+        tokio::spawn(async move {
+            let (mut accepted, mut refused) = (Vec::new(), 0);
+            for n in 0..count {
+                let answer = http
+                    .post(format!("{api}/v1/tasks"))
+                    .json(&json!({"algorithm": "echo", "payload": {"text": format!("up {n}")}}))
+                    .send()
+                    .await
+                    .unwrap();
+                if answer.status() == 202 {
+                    let body: Value = answer.json().await.unwrap();
+                    accepted.push(body["id"].as_str().unwrap().to_owned());
+                } else {
+                    assert!(answer.status().is_server_error(), "{}", answer.status());
+                    refused += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (accepted, refused)
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    node.kill_9().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    node.start_again().await;
+    let (accepted, refused) = submitter.await.unwrap();
+    let mut done = 0;
+    for id in &accepted {
+        let record = settled_task(&http, &api, id).await;
+        assert_eq!(record["status"], "done", "{record}");
+        done += 1;
+    }
+    println!(
+        "up on RabbitMQ killed -9: submitted {count}, accepted {}, refused with 5xx {refused}, \
+         done {done}, missing 0",
+        accepted.len()
+    );
+    assert!(up.log().contains("connected"), "{}", up.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_losing_the_task_queue_leader_twice_loses_no_confirmed_task() {
     use switchyard_broker::amqp::QueueType;
     let count = if soak() { 10_000 } else { 600 };
