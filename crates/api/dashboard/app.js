@@ -238,6 +238,7 @@ function rateChart(series, intervalMs) {
   svg.setAttribute("id", "rates");
   const lines = {
     queued: series.map((sample) => sample.tasks + sample.delayed),
+    submitted: series.map((sample) => sample.submitted),
     finished: series.map((sample) => sample.finished),
     failed: series.map((sample) => sample.failed),
   };
@@ -258,6 +259,7 @@ function rateChart(series, intervalMs) {
   const seconds = Math.round((series.length * intervalMs) / 1000);
   return el("div", {}, svg, el("div", { class: "legend muted" },
     el("span", { class: "queued" }, "■ waiting (tasks + retries)"),
+    el("span", { class: "submitted" }, `■ submitted per ${intervalMs / 1000} s`),
     el("span", { class: "finished" }, `■ finished per ${intervalMs / 1000} s`),
     el("span", { class: "failed" }, `■ failed per ${intervalMs / 1000} s`),
     el("span", {}, series.length ? `last ${seconds} s` : "no samples yet")));

@@ -64,6 +64,9 @@ pub struct Sample {
     pub at_ms: u64,
     #[serde(flatten)]
     pub queues: QueueView,
+    /// Tasks submitted through this API since the previous sample (producers that publish to
+    /// the queue directly are not seen).
+    pub submitted: u64,
     /// Tasks that finished since the previous sample (cancelled ones left out).
     pub finished: u64,
     /// Of those, the ones that did not succeed (failed, dead or expired).
@@ -233,6 +236,7 @@ pub async fn sample(api: TaskApi, interval: Duration, shutdown: CancellationToke
             Ok::<_, ApiError>(Sample {
                 at_ms: now as u64,
                 queues,
+                submitted: api.store.submitted_since(last_ms).await?,
                 finished: finished.len() as u64,
                 failed: finished
                     .iter()
@@ -324,6 +328,7 @@ mod tests {
                     delayed: 0,
                     dead_letters: 0,
                 },
+                submitted: 0,
                 finished: 0,
                 failed: 0,
             });

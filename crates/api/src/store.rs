@@ -591,6 +591,18 @@ impl TaskStore {
         .await
     }
 
+    /// How many tasks were submitted since `since_ms` (Unix ms), for the dashboard's chart.
+    pub async fn submitted_since(&self, since_ms: i64) -> Result<u64, StoreError> {
+        self.with(move |connection| {
+            connection.query_row(
+                "SELECT COUNT(*) FROM tasks WHERE submitted_at_ms >= ?1",
+                [since_ms],
+                |row| row.get::<_, i64>(0).map(|count| count as u64),
+            )
+        })
+        .await
+    }
+
     /// Task counts by status, for metrics and the demo.
     pub async fn counts(&self) -> Result<Vec<(TaskStatus, u64)>, StoreError> {
         self.with(|connection| {

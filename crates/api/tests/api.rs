@@ -634,14 +634,34 @@ async fn runners_queues_and_stats_describe_the_deployment() {
         assert!(Instant::now() < deadline, "no sample taken");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    stop.cancel();
     assert_eq!(
         (
             series[0]["tasks"].clone(),
-            series[0]["dead_letters"].clone()
+            series[0]["dead_letters"].clone(),
+            series[0]["submitted"].clone()
         ),
-        (json!(2), json!(1))
+        (json!(2), json!(1), json!(0)),
+        "the two were submitted before the sampler started"
     );
+    // One more: the next sample counts it as submitted in its interval, and waiting.
+    stack.accepted("echo", json!({"text": "sampled"})).await;
+    let deadline = Instant::now() + support::WITHIN;
+    loop {
+        let (_, recent) = stack.get("/v1/stats").await;
+        let samples = recent["series"].as_array().unwrap();
+        if samples
+            .iter()
+            .any(|sample| sample["submitted"] == 1 && sample["tasks"] == 3)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no sample counted the submit: {recent}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
