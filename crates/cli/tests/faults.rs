@@ -308,6 +308,32 @@ async fn a_rabbitmq_killed_9_and_restarted_loses_no_confirmed_task() {
     );
 }
 
+/// `POST /v1/tasks` of the `n`-th echo task to `up`'s API at `api`.
+async fn submit_echo(http: &reqwest::Client, api: &str, n: usize) -> reqwest::Response {
+    let task = json!({"algorithm": "echo", "payload": {"text": format!("up {n}")}});
+    http.post(format!("{api}/v1/tasks"))
+        .json(&task)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `switchyard up` hosting `echo`, its API on `listen`, its data under `data`, with `extra` flags.
+async fn up_process(listen: &str, data: &std::path::Path, extra: &[&str]) -> Process {
+    let discovery = free_address().await;
+    let data = data.to_str().unwrap();
+    let flags = [
+        "up",
+        "--listen",
+        listen,
+        "--discovery-listen",
+        &discovery,
+        "--data",
+        data,
+    ];
+    Process::spawn(&[&flags[..], &["--algorithms", "echo"], extra].concat())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_on_a_rabbitmq_killed_9_answers_every_task_it_accepted() {
     let count = if soak() { 2_000 } else { 200 };
@@ -315,19 +341,7 @@ async fn up_on_a_rabbitmq_killed_9_answers_every_task_it_accepted() {
     let data = tempfile::tempdir().unwrap();
     let listen = free_address().await;
     let api = format!("http://{listen}");
-    let up = Process::spawn(&[
-        "up",
-        "--listen",
-        &listen,
-        "--discovery-listen",
-        &free_address().await,
-        "--data",
-        data.path().to_str().unwrap(),
-        "--amqp",
-        &node.url,
-        "--algorithms",
-        "echo",
-    ]);
+    let up = up_process(&listen, data.path(), &["--amqp", &node.url]).await;
     let http = reqwest::Client::new();
     poll(WITHIN, "up is ready", || async {
         let answer = http.get(format!("{api}/ready")).send().await;
@@ -342,12 +356,7 @@ async fn up_on_a_rabbitmq_killed_9_answers_every_task_it_accepted() {
         tokio::spawn(async move {
             let (mut accepted, mut refused) = (Vec::new(), 0);
             for n in 0..count {
-                let answer = http
-                    .post(format!("{api}/v1/tasks"))
-                    .json(&json!({"algorithm": "echo", "payload": {"text": format!("up {n}")}}))
-                    .send()
-                    .await
-                    .unwrap();
+                let answer = submit_echo(&http, &api, n).await;
                 if answer.status() == 202 {
                     let body: Value = answer.json().await.unwrap();
                     accepted.push(body["id"].as_str().unwrap().to_owned());
@@ -989,17 +998,7 @@ async fn up_refuses_hostile_bodies_and_loses_nothing_to_kill_9() {
     let data = tempfile::tempdir().unwrap();
     let listen = free_address().await;
     let api = format!("http://{listen}");
-    let mut up = Process::spawn(&[
-        "up",
-        "--listen",
-        &listen,
-        "--discovery-listen",
-        &free_address().await,
-        "--data",
-        data.path().to_str().unwrap(),
-        "--algorithms",
-        "echo",
-    ]);
+    let mut up = up_process(&listen, data.path(), &[]).await;
     let http = reqwest::Client::new();
     let healthy = || async {
         let answer = http.get(format!("{api}/health")).send().await;
@@ -1031,12 +1030,7 @@ async fn up_refuses_hostile_bodies_and_loses_nothing_to_kill_9() {
     let count = if soak() { 2_000 } else { 300 };
     let mut ids = Vec::new();
     for n in 0..count {
-        let answer = http
-            .post(format!("{api}/v1/tasks"))
-            .json(&json!({"algorithm": "echo", "payload": {"text": format!("up {n}")}}))
-            .send()
-            .await
-            .unwrap();
+        let answer = submit_echo(&http, &api, n).await;
         assert_eq!(answer.status(), 202);
         let accepted: Value = answer.json().await.unwrap();
         ids.push(accepted["id"].as_str().unwrap().to_string());
