@@ -183,3 +183,31 @@ class Controller:
         self.process = Process([binary(), "controller", "--amqp", vhost.url, "--discovery",
                                 discovery.url, "--registry-refresh", "200ms",
                                 "--backoff-base", "50ms", "--backoff-cap", "200ms", *extra])
+
+
+class Up:
+    """`switchyard up` hosting `algorithms` on free ports, ready (its algorithms loaded) when this
+    returns; with `token`, it requires that token of changes. `restart` stops it and starts it
+    again on the same ports and data."""
+
+    def __init__(self, data: Path, algorithms: str = "echo", token: str | None = None) -> None:
+        self.data = data
+        self.algorithms = algorithms
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.discovery = f"http://127.0.0.1:{free_port()}"
+        self.env = {"SWITCHYARD_TOKEN": token} if token else {}
+        self.process = self._start()
+
+    def _start(self) -> Process:
+        process = Process([binary(), "up", "--listen", self.url[len("http://"):],
+                           "--discovery-listen", self.discovery[len("http://"):],
+                           "--data", str(self.data), "--algorithms", self.algorithms],
+                          env=self.env)
+        wait_http(f"{self.url}/ready", timeout=120)
+        return process
+
+    def restart(self, while_down: Any) -> None:
+        """Stops it, calls `while_down()`, and starts it again."""
+        self.process.stop()
+        while_down()
+        self.process = self._start()

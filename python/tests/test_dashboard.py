@@ -25,7 +25,8 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from switchyard import Client, SubmitFailed
-from support import Controller, Discovery, Process, Runner, Vhost, binary, eventually, free_port, wait_http
+from support import (Controller, Discovery, Process, Runner, Up, Vhost, binary, eventually, free_port,
+                     wait_http)
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -33,32 +34,8 @@ WAIT = 30.0
 
 
 
-class Up:
-    """`switchyard up` on free ports; `restart` stops it and starts it again on the same ones."""
-
-    def __init__(self, data: Path, token: str | None = None) -> None:
-        self.data = data
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.discovery = f"http://127.0.0.1:{free_port()}"
-        self.env = {"SWITCHYARD_TOKEN": token} if token else {}
-        self.process = self.start()
-
-    def start(self) -> Process:
-        process = Process([binary(), "up", "--listen", self.url[len("http://"):],
-                           "--discovery-listen", self.discovery[len("http://"):],
-                           "--data", str(self.data), "--algorithms", "echo,language_detection"],
-                          env=self.env)
-        wait_http(f"{self.url}/ready", timeout=120)
-        return process
-
-    def restart(self, while_down: Callable[[], None]) -> None:
-        self.process.stop()
-        while_down()
-        self.process = self.start()
-
-
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[webdriver.Chrome]:
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.fail("chromium and chromium-driver are missing: scripts/setup-system.sh installs them")
     options = webdriver.ChromeOptions()
@@ -67,7 +44,7 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
                      "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'chromium'}"):
         options.add_argument(argument)
     # Selenium Manager would otherwise look for a driver online.
-    os.environ["SE_OFFLINE"] = "true"
+    monkeypatch.setenv("SE_OFFLINE", "true")
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     try:
         yield driver
@@ -119,7 +96,7 @@ def go(browser: webdriver.Chrome, up: Up, view: str) -> None:
 
 
 def test_the_dashboard_shows_and_steers_a_running_worker(browser: webdriver.Chrome, tmp_path: Path) -> None:
-    up = Up(tmp_path / "data")
+    up = Up(tmp_path / "data", algorithms="echo,language_detection")
     runner = Runner("sample", "--discovery", up.discovery, "--algorithms", "shout,fails,classify")
     try:
         # Overview: up's own runner and the Python one, with what they host.
@@ -216,7 +193,7 @@ def test_the_dashboard_shows_and_steers_a_running_worker(browser: webdriver.Chro
 def test_with_a_token_the_dashboard_asks_for_it_and_never_shows_it(browser: webdriver.Chrome,
                                                                     tmp_path: Path) -> None:
     token = "dashboard-s3cret"
-    up = Up(tmp_path / "data", token=token)
+    up = Up(tmp_path / "data", algorithms="echo,language_detection", token=token)
     try:
         # The Python client sends it too (token= or SWITCHYARD_TOKEN); without it up refuses.
         with Client(up.url, token=token) as client:

@@ -5,23 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from switchyard import AsyncClient, Client, PayloadRefused, Rejected
-from support import Process, Runner, binary, eventually, free_port, wait_http
-
-
-class Up:
-    def __init__(self, data: Path) -> None:
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.discovery = f"http://127.0.0.1:{free_port()}"
-        self.process = Process([binary(), "up", "--listen", self.url[len("http://"):],
-                                "--discovery-listen", self.discovery[len("http://"):],
-                                "--data", str(data), "--algorithms", "echo"])
-        wait_http(f"{self.url}/health", timeout=60)
+from support import Runner, Up, eventually
 
 
 @pytest.fixture(scope="module")

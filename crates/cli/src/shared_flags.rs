@@ -90,4 +90,24 @@ mod tests {
         );
         assert_eq!(set.discovery.url, "http://d:1");
     }
+
+    #[test]
+    fn a_token_that_cannot_be_a_header_is_refused_for_the_api_client() {
+        let parse = |args: &[&str]| Command::try_parse_from([&["x"][..], args].concat()).unwrap();
+        let broken = parse(&["--token", "line\nbreak"]).discovery.token;
+        let error = broken.api_client().unwrap_err().to_string();
+        assert!(error.contains("not a valid header value"), "{error}");
+        assert!(
+            !error.contains("break"),
+            "the token is not repeated: {error}"
+        );
+        assert!(
+            parse(&["--token", "s3cret"])
+                .discovery
+                .token
+                .api_client()
+                .is_ok()
+        );
+        assert!(parse(&[]).discovery.token.api_client().is_ok());
+    }
 }
