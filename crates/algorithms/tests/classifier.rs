@@ -3,13 +3,13 @@
 //! configuration and payload errors.
 #![cfg(feature = "classifier")]
 
-mod classifier_support;
+mod support;
 
 use std::collections::HashMap;
 
 use base64::Engine as _;
-use classifier_support::{EXPECTED, classifier, image_bytes, local_images, testdata, tract_model};
 use serde_json::{Value, json};
+use support::{EXPECTED, classifier, image_bytes, local_images, testdata, tract_model};
 use switchyard_algorithms::classifier::{
     ClassifierError, ClassifierOptions, EngineChoice, EngineError, ImageClassifierPayload, Model,
     Preprocessing,

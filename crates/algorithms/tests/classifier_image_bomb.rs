@@ -2,13 +2,13 @@
 //! its header, before any pixel buffer exists: measured here by the largest single allocation
 //! made while loading it. Alone in its binary, so no other test's allocations are counted.
 
-mod classifier_support;
+mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine as _;
-use classifier_support::{local_images, png_claiming};
+use support::{local_images, png_claiming};
 use switchyard_algorithms::image_input::{ImageInput, ImageLoader};
 
 /// The system allocator, remembering the largest allocation asked of it.

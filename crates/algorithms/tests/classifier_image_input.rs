@@ -2,7 +2,7 @@
 //! image can fail to arrive or decode, with its status and message.
 #![cfg(feature = "classifier")]
 
-mod classifier_support;
+mod support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use classifier_support::{classifier, image_bytes, local_images, png_claiming, serve};
+use support::{classifier, image_bytes, local_images, png_claiming, serve};
 use switchyard_algorithms::classifier::{Classification, ImageClassifierPayload};
 use switchyard_algorithms::image_input::{ImageInput, ImageInputOptions};
 use switchyard_runner::AlgorithmError;

@@ -2,7 +2,7 @@
 //! ready until the model has loaded, then the seed's answers and error bodies.
 #![cfg(feature = "classifier")]
 
-mod classifier_support;
+mod support;
 
 use std::time::Duration;
 
@@ -10,8 +10,8 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use classifier_support::{image_bytes, local_images, serve};
 use serde_json::{Value, json};
+use support::{image_bytes, local_images, serve};
 use switchyard_algorithms::classifier::{ClassifierOptions, EngineChoice};
 use switchyard_algorithms::{Options, build};
 use switchyard_runner::{Runner, RunnerConfig};

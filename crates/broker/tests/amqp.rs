@@ -3,16 +3,16 @@
 //! queues, reconnecting, refusals).
 #![cfg(feature = "amqp")]
 
-mod amqp_support;
+mod support;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use amqp_support::is_disconnected;
 use futures::StreamExt;
 use lapin::options::{BasicGetOptions, QueueDeleteOptions};
 use lapin::types::AMQPValue;
+use support::is_disconnected;
 use switchyard_broker::amqp::{AmqpBroker, QueueType};
 use switchyard_broker::conformance::amqp::{AmqpHarness, TEST_TIERS_MS, rabbitmqctl, test_config};
 use switchyard_broker::conformance::{Harness, LosesConnections, WAIT, next, task};

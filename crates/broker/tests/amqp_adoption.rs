@@ -2,14 +2,14 @@
 //! without arguments, which RabbitMQ will not let Switchyard redeclare durable. Against the
 //! real local RabbitMQ, each test in a vhost of its own.
 
-mod amqp_support;
+mod support;
 
 use std::time::Duration;
 
-use amqp_support::Vhost;
 use lapin::BasicProperties;
 use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
+use support::Vhost;
 use switchyard_broker::amqp::{AmqpBroker, QueueType, TaskQueueProperties};
 use switchyard_broker::conformance::next;
 use switchyard_broker::{Broker, BrokerError, Message};

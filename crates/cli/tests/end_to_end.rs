@@ -1,7 +1,7 @@
 //! The worker end to end on the real RabbitMQ: the `switchyard` binary as controller and
 //! producer, discovery and runners in this process, the series' Python runner beside them.
 
-mod e2e_support;
+mod support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use switchyard_broker::{Broker, Message};
 use switchyard_wire::{ErrorKind, Task, TaskOutcome, TaskResult};
 
-use e2e_support::*;
+use support::e2e::*;
 
 const WITHIN: Duration = Duration::from_secs(60);
 

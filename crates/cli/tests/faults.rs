@@ -3,8 +3,7 @@
 //! too late. Figures: `cargo test -p switchyard --test faults -- --nocapture` (with
 //! `SWITCHYARD_SOAK=1` for 10,000 tasks instead of 1,000).
 
-mod e2e_support;
-mod faults_support;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -16,8 +15,8 @@ use switchyard_discovery::DiscoveryClient;
 use switchyard_wire::{ErrorKind, Task, TaskError, TaskOutcome, TaskResult};
 use tokio::time::Instant;
 
-use e2e_support::*;
-use faults_support::*;
+use support::e2e::*;
+use support::faults::*;
 
 const WITHIN: Duration = Duration::from_secs(120);
 

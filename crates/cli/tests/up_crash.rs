@@ -1,7 +1,7 @@
 //! `switchyard up` on the embedded queue survives `kill -9`: every task it answered 202 for
 //! finishes after a restart on the same `--data`, with its own result.
 
-mod up_support;
+mod support;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::up::{UpArgs, read_log, wait_until_serving};
 use tokio::process::Child;
 use tokio::time::Instant;
-use up_support::{UpArgs, read_log, wait_until_serving};
 
 const TASKS: usize = 1000;
 const CLIENTS: usize = 4;

@@ -1,12 +1,12 @@
 //! The README's first command: `switchyard up --demo` runs the bundled samples through the
 //! embedded queue and prints a table of answers.
 
-mod up_support;
+mod support;
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use up_support::{UpArgs, read_log};
+use support::up::{UpArgs, read_log};
 
 /// The classifier model loads in the dev profile too; a loaded 2-core machine is slow at it.
 const DEMO_LIMIT: Duration = Duration::from_secs(300);

@@ -1,13 +1,13 @@
 //! `switchyard up` refuses to start on a bad set-up, exiting 1 with a message naming the cause,
 //! instead of half-starting.
 
-mod up_support;
+mod support;
 
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use up_support::{BIN, UpArgs};
+use support::up::{BIN, UpArgs};
 
 async fn up(up: &UpArgs, data: &Path, extra: &[&str]) -> Output {
     let run = tokio::process::Command::new(BIN)

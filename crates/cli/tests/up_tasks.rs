@@ -1,11 +1,11 @@
 //! Controlling tasks of a running `switchyard up` from the command line: submitting through its
 //! API (waiting for readiness) and cancelling.
 
-mod up_support;
+mod support;
 
 use std::time::Duration;
 
-use up_support::{BIN, UpArgs, wait_until_serving};
+use support::up::{BIN, UpArgs, wait_until_serving};
 
 async fn switchyard(args: &[&str]) -> std::process::Output {
     let run = tokio::process::Command::new(BIN)

@@ -1,13 +1,13 @@
 //! The service over a real socket, driven by the client runners and the CLI use.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::routing::get;
-use common::{registration, start};
 use serde_json::json;
+use support::{registration, start};
 use switchyard_discovery::{ClientError, Config, DiscoveryClient};
 use switchyard_wire::discovery::RegistrationAck;
 

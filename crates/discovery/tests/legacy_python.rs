@@ -1,7 +1,7 @@
 //! Cross-language: a runner written the series' way in plain Python registers with discovery
 //! through the series' `POST /algorithms`, and is found and called through what discovery lists.
 
-mod common;
+mod support;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -39,7 +39,7 @@ async fn start_python_runner(discovery: &str) -> (Child, u16) {
 
 #[tokio::test]
 async fn a_python_runner_of_the_series_plugs_in_unchanged() {
-    let discovery = common::start(Config::default()).await;
+    let discovery = support::start(Config::default()).await;
     let (mut python, port) = start_python_runner(&discovery.base_url).await;
     let host = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
@@ -100,7 +100,7 @@ async fn a_python_runner_of_the_series_plugs_in_unchanged() {
 
 #[tokio::test]
 async fn a_python_runner_joins_a_locked_discovery_with_the_token() {
-    let discovery = common::start(Config {
+    let discovery = support::start(Config {
         token: Some("s3cret".into()),
         ..Config::default()
     })

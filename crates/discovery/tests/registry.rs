@@ -1,11 +1,11 @@
 //! The registry's rules, with an injected clock: expiry is tested by passing later instants.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::registration;
 use serde_json::Value;
+use support::registration;
 use switchyard_discovery::Registry;
 use switchyard_wire::discovery::{LegacyRegistration, RegistrationAck};
 

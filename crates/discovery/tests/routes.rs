@@ -1,6 +1,6 @@
 //! Every route and every refusal of the router, without sockets.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
@@ -64,7 +64,7 @@ async fn get(app: &Router, path: &str) -> (StatusCode, Value) {
 }
 
 fn runner_body(id: &str, base_url: &str) -> Value {
-    serde_json::to_value(common::registration(id, base_url, &["echo"])).unwrap()
+    serde_json::to_value(support::registration(id, base_url, &["echo"])).unwrap()
 }
 
 /// Asserts a refusal: its status, and that its `{"message"}` contains `fragment`.

@@ -1,12 +1,12 @@
 //! A runner and a real discovery service: registration, heartbeats, coming back after
 //! discovery restarts or starts late, and deregistration on shutdown.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::algorithms::{add_algorithm, shout_algorithm};
-use common::{Discovery, eventually, quick_discovery, serve, start_discovery};
+use support::algorithms::{add_algorithm, shout_algorithm};
+use support::{Discovery, eventually, quick_discovery, serve, start_discovery};
 use switchyard_discovery::DiscoveryClient;
 use switchyard_runner::RunnerConfig;
 use switchyard_wire::discovery::RunnerEntry;

@@ -1,13 +1,13 @@
 //! A runner's life over real sockets: serving while loading, failing on a broken algorithm,
 //! and a shutdown that lets calls in flight finish within the grace period.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::algorithms::{Gate, broken, gated, shout_algorithm, slow_loading};
-use common::{eventually, sample, serve};
 use serde_json::json;
+use support::algorithms::{Gate, broken, gated, shout_algorithm, slow_loading};
+use support::{eventually, sample, serve};
 use switchyard_runner::{RunnerConfig, RunnerError};
 
 #[tokio::test]

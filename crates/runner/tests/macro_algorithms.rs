@@ -1,11 +1,11 @@
 //! `#[algorithm]` end to end: functions declared with the macro, sync and async, served over
 //! a socket and called as a controller would.
 
-mod common;
+mod support;
 
-use common::algorithms::{add_algorithm, shout_algorithm};
-use common::serve;
 use serde_json::{Value, json};
+use support::algorithms::{add_algorithm, shout_algorithm};
+use support::serve;
 use switchyard_runner::{AlgorithmError, RunnerConfig, algorithm};
 
 /// Greets someone; `excited` may be left out.

@@ -1,11 +1,11 @@
 //! The runner's HTTP surface, driven without a socket.
 
-mod common;
+mod support;
 
 use axum::http::{StatusCode, header};
-use common::algorithms::*;
-use common::{get, loaded_router, post, sample, send};
 use serde_json::{Value, json};
+use support::algorithms::*;
+use support::{get, loaded_router, post, sample, send};
 use switchyard_runner::{Runner, RunnerConfig, RunnerError};
 
 fn everything() -> Vec<switchyard_runner::Algorithm> {
@@ -303,7 +303,7 @@ async fn ready_and_calls_wait_for_each_algorithm_to_load() {
     );
 
     let loading = tokio::spawn(async move { runner.load().await });
-    common::eventually("shout is loaded", async || {
+    support::eventually("shout is loaded", async || {
         send(&router, post("/run/shout", r#"{"text": "a"}"#))
             .await
             .status

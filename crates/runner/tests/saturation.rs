@@ -1,12 +1,12 @@
 //! Admission control over a real socket: calls beyond concurrency + queue are refused at once
 //! with 503 and `Retry-After`, and the queue never grows past its limit.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::algorithms::{Gate, gated, shout_algorithm};
-use common::{eventually, sample, serve};
+use support::algorithms::{Gate, gated, shout_algorithm};
+use support::{eventually, sample, serve};
 use switchyard_runner::RunnerConfig;
 use tokio::sync::mpsc;
 

@@ -1,15 +1,15 @@
 //! Cross-language: a Python client written to the series' contract (tests/python/series_client.py,
 //! standard library only) calls a Switchyard runner and must find everything it was promised.
 
-mod common;
+mod support;
 
 use std::path::PathBuf;
 use std::process::Output;
 
 use axum::routing::get;
-use common::algorithms::{explode_algorithm, shout_algorithm};
-use common::serve;
 use serde::Serialize;
+use support::algorithms::{explode_algorithm, shout_algorithm};
+use support::serve;
 use switchyard_runner::{AlgorithmError, RunnerConfig, algorithm};
 use tokio::net::TcpListener;
 

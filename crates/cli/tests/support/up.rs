@@ -1,8 +1,6 @@
 //! Runs `switchyard up` as a child process on ports the test chose, so the test knows where its
 //! API is; the child's output goes to a log file that is printed when a test fails.
 
-#![allow(dead_code)] // each test binary uses its own part of the kit
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;

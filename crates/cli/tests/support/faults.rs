@@ -16,7 +16,7 @@ use switchyard_wire::discovery::{AlgorithmInfo, RunnerRegistration};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
-use crate::e2e_support::BIN;
+use super::e2e::BIN;
 
 /// A `switchyard <args>` process that can be SIGKILLed and started again with the same
 /// arguments (so on the same address). Its log is printed if the test fails.
@@ -113,8 +113,8 @@ const NODE_SCRIPT: &str = concat!(
 impl RabbitNode {
     pub async fn start() -> RabbitNode {
         let port = |address: String| address.rsplit(':').next().unwrap().to_owned();
-        let amqp_port = port(crate::e2e_support::free_address().await);
-        let dist_port = port(crate::e2e_support::free_address().await);
+        let amqp_port = port(super::e2e::free_address().await);
+        let dist_port = port(super::e2e::free_address().await);
         let node = RabbitNode {
             name: format!("switchyard-fault-{amqp_port}"),
             url: format!("amqp://guest:guest@127.0.0.1:{amqp_port}/%2f"),

@@ -1,8 +1,6 @@
 //! End-to-end kit: a RabbitMQ vhost of the test's own, discovery and a runner in this process,
 //! and the `switchyard` binary as controller and producer.
 
-#![allow(dead_code)] // each test binary uses its own part of the kit
-
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
