@@ -173,6 +173,17 @@ class Vhost:
     def delete(self) -> None:
         rabbitmqctl("delete_vhost", self.name)
 
+    def close_connections(self) -> int:
+        """Closes every client connection of this vhost, as an operator or a failing node
+        would, and says how many there were."""
+        listing = subprocess.run(["rabbitmqctl", "-q", "list_connections", "vhost", "pid"],
+                                 capture_output=True, text=True, check=True, timeout=60).stdout
+        pids = [pid for vhost, _, pid in (line.partition("\t") for line in listing.splitlines())
+                if vhost == self.name]
+        for pid in pids:
+            rabbitmqctl("close_connection", pid, "closed by a test")
+        return len(pids)
+
 
 def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)

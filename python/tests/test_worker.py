@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import logging
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,7 +16,8 @@ import pika  # type: ignore[import-untyped]
 import pytest
 
 import switchyard
-from switchyard import AsyncClient, Client, Expired, PayloadRefused, Rejected, ResultTimeout, Unavailable
+from switchyard import AsyncClient, Client, Expired, PayloadRefused, Rejected, ResultTimeout, SubmitFailed, Unavailable
+from switchyard.client.amqp import AmqpTransport
 from support import Controller, Discovery, Runner, Vhost, eventually
 from sample import Box
 
@@ -173,3 +175,43 @@ def test_priority_and_ttl_travel_as_the_controller_reads_them(vhost: Vhost) -> N
     deadline = int(urgent[1].headers["x-switchyard-deadline-ms"])
     assert 0 < deadline - time.time() * 1000 <= 60_000
     assert plain[1].priority is None and not plain[1].headers
+
+
+def test_the_client_reconnects_and_keeps_results_published_while_it_was_away(
+        vhost: Vhost, discovery: Discovery, caplog: pytest.LogCaptureFixture) -> None:
+    runner = Runner("sample", "--discovery", discovery.url, "--algorithms", "shout")
+    caplog.set_level(logging.INFO, logger="switchyard.client")
+    try:
+        with Client(vhost.url) as client:
+            queued_first = client.submit("shout", {"text": "before"})
+            assert vhost.close_connections() == 1
+            # The result is published while the client's connection is gone: it waits in the
+            # reply queue, which outlives the connection.
+            controller = Controller(vhost, discovery)
+            reply_to = client._amqp.reply_to if client._amqp else ""
+
+            def result_waiting() -> None:
+                assert queued(vhost, reply_to) == 1
+
+            eventually(result_waiting, timeout=30)
+            assert queued_first.result(timeout=30) == {"text": "BEFORE", "length": 6}
+            assert vhost.close_connections() >= 1
+            # A publish on the broken connection reconnects and is confirmed.
+            assert client.submit("shout", {"text": "after"}).result(timeout=30) == {"text": "AFTER", "length": 5}
+        messages = [record.getMessage() for record in caplog.records]
+        assert sum(m.startswith("lost RabbitMQ") for m in messages) == 2, messages
+        assert messages.count("connected to RabbitMQ again") == 2, messages
+        controller.process.stop()
+    finally:
+        runner.process.stop()
+
+
+def test_a_client_that_cannot_reconnect_says_so_after_its_timeout() -> None:
+    gone = Vhost()
+    transport = AmqpTransport(gone.url, "tasks", "classic", reconnect_timeout=1.0)
+    gone.delete()  # closes the connection, and no connection to it can be opened again
+    started = time.monotonic()
+    with pytest.raises(SubmitFailed, match=r"unreachable for 1s"):
+        transport.publish("t-1", "shout", {"text": "x"})
+    assert 0.9 < time.monotonic() - started < 10
+    transport.close()

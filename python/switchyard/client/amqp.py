@@ -4,13 +4,22 @@
 confirmed by the broker before ``submit`` returns.
 
 pika's blocking connection is not thread-safe, so one lock guards it; waiting for results
-pumps it in short slices so other threads can publish meanwhile."""
+pumps it in short slices so other threads can publish meanwhile.
+
+A lost connection (RabbitMQ restarted, a node failed over, connections closed by an operator)
+is opened again, with backoff, for up to ``reconnect_timeout`` seconds, by whichever call met
+it: a publish whose confirm was lost is published again (at-least-once, under the same task
+id), and a wait goes on waiting. The reply queue is named, durable and expires only after
+``REPLY_QUEUE_EXPIRES_MS`` unused, so results published while the client reconnects wait for
+it instead of being dropped with an exclusive queue."""
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
+import uuid
 from typing import Any
 
 import pika  # type: ignore[import-untyped]  # pika ships no type hints
@@ -28,23 +37,59 @@ _PUMP_SLICE = 0.05
 # task is not run and its result is ``expired``.
 DEADLINE_HEADER = "x-switchyard-deadline-ms"
 
+# How long the reply queue outlives its client's connection: long enough for any reconnection,
+# short enough that a client that died does not leave it behind for good.
+REPLY_QUEUE_EXPIRES_MS = 10 * 60 * 1000
+
+# What says the connection, not the request, failed: worth opening it again. A channel the
+# broker closed for a reason of its own (a missing queue: 404) is not among them.
+_CONNECTION_LOST = (pika.exceptions.AMQPConnectionError, pika.exceptions.ConnectionWrongStateError,
+                    pika.exceptions.ChannelWrongStateError, pika.exceptions.StreamLostError)
+
+log = logging.getLogger("switchyard.client")
 
 
 class AmqpTransport:
-    def __init__(self, url: str, queue: str, queue_type: str) -> None:
+    def __init__(self, url: str, queue: str, queue_type: str, reconnect_timeout: float = 30.0) -> None:
         self.queue = queue
+        self.reply_to = f"switchyard.reply.{uuid.uuid4().hex}"
+        self._url = url
+        self._queue_type = queue_type
+        self._reconnect_timeout = reconnect_timeout
         self._lock = threading.Lock()
         self._outcomes: dict[str, Outcome] = {}
         try:
-            self._connection = pika.BlockingConnection(pika.URLParameters(url))
-            self._channel: BlockingChannel = self._connection.channel()
-            self._declare(queue_type)
-            self._channel.confirm_delivery()
-            declared = self._channel.queue_declare("", exclusive=True, auto_delete=True)
-            self.reply_to: str = declared.method.queue
-            self._channel.basic_consume(self.reply_to, self._on_result, auto_ack=True)
+            self._open()
         except pika.exceptions.AMQPError as error:
             raise SubmitFailed(f"cannot open RabbitMQ at {_redacted(url)}: {error!r}") from error
+
+    def _open(self) -> None:
+        self._connection = pika.BlockingConnection(pika.URLParameters(self._url))
+        self._channel: BlockingChannel = self._connection.channel()
+        self._declare(self._queue_type)
+        self._channel.confirm_delivery()
+        self._channel.queue_declare(self.reply_to, durable=True,
+                                    arguments={"x-expires": REPLY_QUEUE_EXPIRES_MS})
+        self._channel.basic_consume(self.reply_to, self._on_result, auto_ack=True)
+
+    def _reconnect(self, lost: Exception) -> None:
+        """Opens the connection again, with backoff, or raises ``SubmitFailed`` once
+        ``reconnect_timeout`` has passed. Called with the lock held."""
+        log.warning("lost RabbitMQ (%r): reconnecting", lost)
+        deadline = time.monotonic() + self._reconnect_timeout
+        delay = 0.1
+        while True:
+            try:
+                self._open()
+                log.info("connected to RabbitMQ again")
+                return
+            except pika.exceptions.AMQPError as error:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise SubmitFailed(f"RabbitMQ at {_redacted(self._url)} unreachable for "
+                                       f"{self._reconnect_timeout:g}s: {error!r}") from error
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 2.0)
 
     def _declare(self, queue_type: str) -> None:
         """The task queue as the controller declares it, so a task published before any
@@ -89,14 +134,18 @@ class AmqpTransport:
                                           correlation_id=task_id, delivery_mode=2, headers=headers,
                                           priority=options.priority or None)
         with self._lock:
-            try:
-                self._channel.basic_publish("", self.queue, body, properties, mandatory=True)
-            except pika.exceptions.UnroutableError as error:
-                raise SubmitFailed(f"task {task_id}: queue '{self.queue}' does not exist") from error
-            except pika.exceptions.NackError as error:
-                raise SubmitFailed(f"task {task_id}: the broker did not confirm it") from error
-            except pika.exceptions.AMQPError as error:
-                raise SubmitFailed(f"task {task_id}: publishing failed: {error!r}") from error
+            while True:
+                try:
+                    self._channel.basic_publish("", self.queue, body, properties, mandatory=True)
+                    return
+                except pika.exceptions.UnroutableError as error:
+                    raise SubmitFailed(f"task {task_id}: queue '{self.queue}' does not exist") from error
+                except pika.exceptions.NackError as error:
+                    raise SubmitFailed(f"task {task_id}: the broker did not confirm it") from error
+                except _CONNECTION_LOST as lost:
+                    self._reconnect(lost)
+                except pika.exceptions.AMQPError as error:
+                    raise SubmitFailed(f"task {task_id}: publishing failed: {error!r}") from error
 
     def wait(self, task_id: str, timeout: float) -> Outcome | None:
         deadline = time.monotonic() + timeout
@@ -112,6 +161,8 @@ class AmqpTransport:
                     continue
                 try:
                     self._connection.process_data_events(time_limit=min(remaining, _PUMP_SLICE))
+                except _CONNECTION_LOST as lost:
+                    self._reconnect(lost)
                 except pika.exceptions.AMQPError as error:
                     raise SubmitFailed(f"the connection to RabbitMQ broke while waiting for "
                                        f"task {task_id}: {error!r}") from error
@@ -120,9 +171,10 @@ class AmqpTransport:
         with self._lock:
             if self._connection.is_open:
                 try:
+                    self._channel.queue_delete(self.reply_to)
                     self._connection.close()
                 except pika.exceptions.AMQPError:
-                    pass  # closing a broken connection: nothing left to release
+                    pass  # closing a broken connection: the reply queue expires by itself
 
 
 def _redacted(url: str) -> str:
