@@ -94,7 +94,7 @@ use publish::{Published, Publishers};
 use topology::{Route, Topology};
 
 /// Where and how to reach RabbitMQ, and the topology to declare there.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AmqpConfig {
     /// `amqp://user:password@host:port/vhost`; the default vhost `/` is written `%2f`. The
     /// nodes of a cluster: several URLs separated by commas, tried in turn, so a lost node's
@@ -111,6 +111,20 @@ pub struct AmqpConfig {
     pub delay_tiers: Vec<Duration>,
     /// How long one call keeps trying to (re)connect before it fails with `Disconnected`.
     pub reconnect_timeout: Duration,
+}
+
+/// The URL holds the password, so logs and panics show the rest of the settings without it.
+impl std::fmt::Debug for AmqpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpConfig")
+            .field("url", &"<redacted>")
+            .field("queues", &self.queues)
+            .field("queue_type", &self.queue_type)
+            .field("task_queue", &self.task_queue)
+            .field("delay_tiers", &self.delay_tiers)
+            .field("reconnect_timeout", &self.reconnect_timeout)
+            .finish()
+    }
 }
 
 impl AmqpConfig {
@@ -449,5 +463,21 @@ impl DeadLetterStore for AmqpBroker {
             .await?;
         info!(requeued, "dead letters requeued");
         Ok(requeued)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_leaves_the_password_out() {
+        let config = AmqpConfig::new(
+            "amqp://worker:hunter2@rabbit:5672/%2f",
+            QueueNames::new("tasks"),
+        );
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 }

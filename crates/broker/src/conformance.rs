@@ -10,6 +10,9 @@
 //! New broker behaviour (priorities, cancellation, expiry) is added here, never to one backend:
 //! one function in [`cases`] and its name in the list of [`broker_contract!`].
 
+// Test code, though it ships in the library: a failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

@@ -28,7 +28,7 @@ pub(super) struct Taken {
 
 impl Taken {
     /// Taken before (and not acked): a lease ran out or the message was requeued.
-    pub fn redelivered(&self) -> bool {
+    pub(super) fn redelivered(&self) -> bool {
         self.token.deliveries > 1
     }
 }

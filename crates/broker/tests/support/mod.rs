@@ -9,36 +9,36 @@ use switchyard_broker::QueueNames;
 use switchyard_broker::amqp::{AmqpConfig, QueueType};
 use switchyard_broker::conformance::amqp::{HOST, add_vhost, rabbitmqctl, test_config};
 
-pub fn is_disconnected(error: &BrokerError) -> bool {
+pub(crate) fn is_disconnected(error: &BrokerError) -> bool {
     matches!(error, BrokerError::Disconnected { .. })
 }
 
 /// A vhost of its own with no broker connected yet, for tests that declare queues the way
 /// another client would before Switchyard arrives. Deleted, with its queues, on drop.
-pub struct Vhost {
+pub(crate) struct Vhost {
     pub name: String,
 }
 
 impl Vhost {
-    pub fn new() -> Vhost {
+    pub(crate) fn new() -> Vhost {
         let name = format!("switchyard-test-{}", uuid::Uuid::new_v4().simple());
         add_vhost(&name);
         Vhost { name }
     }
 
-    pub fn config(&self) -> AmqpConfig {
+    pub(crate) fn config(&self) -> AmqpConfig {
         test_config(QueueType::Classic, Some(&self.name))
     }
 
     /// A config for an existing task queue of this vhost.
-    pub fn config_for(&self, tasks: &str) -> AmqpConfig {
+    pub(crate) fn config_for(&self, tasks: &str) -> AmqpConfig {
         let mut config = self.config();
         config.queues = QueueNames::new(tasks);
         config
     }
 
     /// A plain channel, as another client (the series' producer) would use.
-    pub async fn channel(&self) -> Channel {
+    pub(crate) async fn channel(&self) -> Channel {
         let connection = Connection::connect(
             &format!("{HOST}/{}", self.name),
             ConnectionProperties::default(),
@@ -49,7 +49,7 @@ impl Vhost {
     }
 
     /// `name<TAB>durable<TAB>arguments` of one queue, as rabbitmqctl lists it.
-    pub fn describe(&self, queue: &str) -> Option<String> {
+    pub(crate) fn describe(&self, queue: &str) -> Option<String> {
         rabbitmqctl(&[
             "list_queues",
             "-p",
