@@ -28,7 +28,7 @@ pub(crate) struct CallContext<'a> {
 }
 
 impl RunnerClient {
-    pub fn new(concurrency: usize, token: Option<String>) -> Result<Self, reqwest::Error> {
+    pub(crate) fn new(concurrency: usize, token: Option<String>) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_max_idle_per_host(concurrency)
@@ -40,7 +40,7 @@ impl RunnerClient {
         Ok(RunnerClient { http, token })
     }
 
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         replica: &Replica,
         call: &CallContext<'_>,

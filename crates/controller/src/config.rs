@@ -7,7 +7,7 @@ use crate::ControllerError;
 use crate::backoff::Backoff;
 
 /// Settings of one controller.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ControllerConfig {
     /// Tasks handled at once. Also the broker prefetch, so the controller never holds deliveries
     /// it has no slot for (another controller can take them).
@@ -34,6 +34,37 @@ pub struct ControllerConfig {
     /// Minimum time between on-demand registry reads (an unknown algorithm, a runner answering
     /// 404), so a burst of such tasks costs discovery one request.
     pub registry_min_refresh: Duration,
+}
+
+/// Everything but the token, which would otherwise reach logs and panic messages.
+impl std::fmt::Debug for ControllerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured so that a new field fails to compile here until it is shown or hidden.
+        let ControllerConfig {
+            concurrency,
+            max_attempts,
+            default_algorithm,
+            timeouts,
+            no_runner_deadline,
+            backoff,
+            token,
+            grace_period,
+            registry_refresh,
+            registry_min_refresh,
+        } = self;
+        f.debug_struct("ControllerConfig")
+            .field("concurrency", concurrency)
+            .field("max_attempts", max_attempts)
+            .field("default_algorithm", default_algorithm)
+            .field("timeouts", timeouts)
+            .field("no_runner_deadline", no_runner_deadline)
+            .field("backoff", backoff)
+            .field("token", &token.as_ref().map(|_| "<redacted>"))
+            .field("grace_period", grace_period)
+            .field("registry_refresh", registry_refresh)
+            .field("registry_min_refresh", registry_min_refresh)
+            .finish()
+    }
 }
 
 /// How long a runner call may take, per algorithm: an OCR run is slower than an echo.
@@ -111,6 +142,17 @@ impl ControllerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_leaves_the_token_out() {
+        let config = ControllerConfig {
+            token: Some("s3cret-token".into()),
+            ..ControllerConfig::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret-token"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
 
     #[test]
     fn timeouts_fall_back_to_the_default() {

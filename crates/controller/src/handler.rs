@@ -39,7 +39,7 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub fn new(
+    pub(crate) fn new(
         broker: Arc<dyn Broker>,
         config: ControllerConfig,
         routes: Routes,
@@ -58,7 +58,7 @@ impl Worker {
 
     /// Handles one delivery to the end. When `abort` fires (shutdown's grace period is over) the
     /// delivery is requeued as it is, for another controller.
-    pub async fn handle(self: Arc<Self>, delivery: Delivery, abort: CancellationToken) {
+    pub(crate) async fn handle(self: Arc<Self>, delivery: Delivery, abort: CancellationToken) {
         let _in_flight = self.metrics.in_flight();
         let received = Received::from_message(&delivery.message, now_ms());
         let mut history = received.history.clone();

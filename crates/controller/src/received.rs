@@ -25,7 +25,7 @@ pub(crate) struct Received {
 }
 
 impl Received {
-    pub fn from_message(message: &Message, now_ms: u64) -> Self {
+    pub(crate) fn from_message(message: &Message, now_ms: u64) -> Self {
         let (id, generated_id) = match &message.id {
             Some(id) if !id.is_empty() => (id.clone(), false),
             _ => (new_task_id(), true),
@@ -47,12 +47,12 @@ impl Received {
     }
 
     /// Time left before the deadline at `now_ms` (zero once it passed); `None` without one.
-    pub fn time_left(&self, now_ms: u64) -> Option<Duration> {
+    pub(crate) fn time_left(&self, now_ms: u64) -> Option<Duration> {
         self.deadline_ms
             .map(|deadline| switchyard_wire::deadline::time_left(deadline, now_ms))
     }
 
-    pub fn waited(&self, now_ms: u64) -> Duration {
+    pub(crate) fn waited(&self, now_ms: u64) -> Duration {
         Duration::from_millis(now_ms.saturating_sub(self.first_seen_ms))
     }
 }

@@ -44,7 +44,7 @@ pub(crate) struct Routes {
 }
 
 impl Routes {
-    pub fn new(source: Box<dyn RunnerSource>, min_interval: Duration) -> Self {
+    pub(crate) fn new(source: Box<dyn RunnerSource>, min_interval: Duration) -> Self {
         Routes {
             source,
             table: RwLock::default(),
@@ -56,14 +56,14 @@ impl Routes {
     }
 
     /// Re-reads the registry now (the periodic refresh).
-    pub async fn refresh(&self) {
+    pub(crate) async fn refresh(&self) {
         let mut last_read = self.last_read.lock().await;
         self.read(&mut last_read).await;
     }
 
     /// Re-reads the registry unless it was read within the minimum interval: for tasks naming an
     /// algorithm the table does not have, or runners answering 404.
-    pub async fn refresh_if_stale(&self) {
+    pub(crate) async fn refresh_if_stale(&self) {
         let mut last_read = self.last_read.lock().await;
         if last_read.is_some_and(|at| at.elapsed() < self.min_interval) {
             return;
@@ -74,7 +74,7 @@ impl Routes {
     /// Re-reads the registry unless it was read after `since`: after a runner answered 404 to a
     /// call started at `since`, only a table at least that recent can say whether the runner
     /// still claims the algorithm.
-    pub async fn refresh_unless_read_since(&self, since: Instant) {
+    pub(crate) async fn refresh_unless_read_since(&self, since: Instant) {
         let mut last_read = self.last_read.lock().await;
         if last_read.is_some_and(|at| at >= since) {
             return;
@@ -105,7 +105,7 @@ impl Routes {
     }
 
     /// The replica for the next call of `algorithm`; `None` if no runner hosts it.
-    pub fn pick(&self, algorithm: &str, tried: &[String]) -> Option<Replica> {
+    pub(crate) fn pick(&self, algorithm: &str, tried: &[String]) -> Option<Replica> {
         let table = read(&self.table);
         let in_flight = lock(&self.in_flight);
         let mut rng = lock(&self.rng);
@@ -119,22 +119,22 @@ impl Routes {
     }
 
     /// Whether some replica of `algorithm` has not been tried yet, for an immediate fail-over.
-    pub fn has_untried(&self, algorithm: &str, tried: &[String]) -> bool {
+    pub(crate) fn has_untried(&self, algorithm: &str, tried: &[String]) -> bool {
         read(&self.table)
             .replicas(algorithm)
             .iter()
             .any(|replica| !tried.contains(&replica.id))
     }
 
-    pub fn hosts(&self, algorithm: &str, runner_id: &str) -> bool {
+    pub(crate) fn hosts(&self, algorithm: &str, runner_id: &str) -> bool {
         read(&self.table).hosts(algorithm, runner_id)
     }
 
-    pub fn knows(&self, algorithm: &str) -> bool {
+    pub(crate) fn knows(&self, algorithm: &str) -> bool {
         !read(&self.table).replicas(algorithm).is_empty()
     }
 
-    pub fn algorithms(&self) -> Vec<String> {
+    pub(crate) fn algorithms(&self) -> Vec<String> {
         read(&self.table)
             .algorithms()
             .into_iter()
@@ -143,7 +143,7 @@ impl Routes {
     }
 
     /// Counts a call to `replica` as in flight until the guard drops.
-    pub fn begin_call(&self, replica: &Replica) -> InFlight<'_> {
+    pub(crate) fn begin_call(&self, replica: &Replica) -> InFlight<'_> {
         *lock(&self.in_flight).entry(replica.id.clone()).or_default() += 1;
         InFlight {
             routes: self,

@@ -2,6 +2,9 @@
 //! publishes and shutdown, with fake runners, on every backend (the cases at the end say which
 //! run where).
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeSet;

@@ -1,6 +1,9 @@
 //! What becomes of a task, for each kind of runner answer: the controller calling fake runners
 //! over real HTTP, on every backend (the cases at the end say which run where).
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeMap;

@@ -4,6 +4,9 @@
 //! on the embedded queue and RabbitMQ by hand:
 //! `cargo test -p switchyard-controller --test priorities -- --ignored --nocapture`.
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;

@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Settings that keep tests fast: short backoff, on-demand registry reads almost immediate.
-pub fn config() -> ControllerConfig {
+pub(crate) fn config() -> ControllerConfig {
     ControllerConfig {
         concurrency: 4,
         max_attempts: 5,
@@ -50,7 +50,7 @@ pub fn config() -> ControllerConfig {
 
 /// One call a fake runner received.
 #[derive(Debug, Clone)]
-pub struct Call {
+pub(crate) struct Call {
     pub at: Instant,
     pub algorithm: String,
     pub headers: HeaderMap,
@@ -59,14 +59,14 @@ pub struct Call {
 
 /// Every call a fake runner received, in order.
 #[derive(Clone, Default)]
-pub struct Calls(Arc<Mutex<Vec<Call>>>);
+pub(crate) struct Calls(Arc<Mutex<Vec<Call>>>);
 
 impl Calls {
-    pub fn all(&self) -> Vec<Call> {
+    pub(crate) fn all(&self) -> Vec<Call> {
         self.0.lock().unwrap().clone()
     }
 
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.0.lock().unwrap().len()
     }
 
@@ -79,21 +79,21 @@ impl Calls {
 
 /// What a fake runner is asked: the call's number (1-based, across algorithms), algorithm and
 /// payload.
-pub struct Incoming {
+pub(crate) struct Incoming {
     pub n: usize,
     pub algorithm: String,
     pub payload: Value,
 }
 
 /// An HTTP server on 127.0.0.1:0 answering `POST /run/{algorithm}` with `answer`.
-pub struct FakeRunner {
+pub(crate) struct FakeRunner {
     pub base_url: String,
     pub calls: Calls,
     server: JoinHandle<()>,
 }
 
 impl FakeRunner {
-    pub async fn start<F, Fut>(answer: F) -> Self
+    pub(crate) async fn start<F, Fut>(answer: F) -> Self
     where
         F: Fn(Incoming) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Response> + Send + 'static,
@@ -137,7 +137,7 @@ impl FakeRunner {
     }
 
     /// The registry entry announcing this runner with `algorithms`.
-    pub fn entry(&self, id: &str, algorithms: &[&str]) -> RunnerEntry {
+    pub(crate) fn entry(&self, id: &str, algorithms: &[&str]) -> RunnerEntry {
         entry(id, &self.base_url, algorithms)
     }
 }
@@ -149,11 +149,11 @@ impl Drop for FakeRunner {
 }
 
 /// A `{"result": ...}` answer.
-pub fn ok(result: Value) -> Response {
+pub(crate) fn ok(result: Value) -> Response {
     answer(200, json!({ "result": result }))
 }
 
-pub fn answer(status: u16, body: Value) -> Response {
+pub(crate) fn answer(status: u16, body: Value) -> Response {
     use axum::response::IntoResponse;
     (
         axum::http::StatusCode::from_u16(status).unwrap(),
@@ -162,7 +162,7 @@ pub fn answer(status: u16, body: Value) -> Response {
         .into_response()
 }
 
-pub fn entry(id: &str, base_url: &str, algorithms: &[&str]) -> RunnerEntry {
+pub(crate) fn entry(id: &str, base_url: &str, algorithms: &[&str]) -> RunnerEntry {
     RunnerEntry {
         id: id.into(),
         base_url: base_url.into(),
@@ -182,7 +182,7 @@ pub fn entry(id: &str, base_url: &str, algorithms: &[&str]) -> RunnerEntry {
 }
 
 /// A base URL nothing listens on: connecting to it is refused.
-pub async fn dead_url() -> String {
+pub(crate) async fn dead_url() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
@@ -191,18 +191,18 @@ pub async fn dead_url() -> String {
 
 /// The registry, as the test sets it.
 #[derive(Clone, Default)]
-pub struct Registry(Arc<Mutex<Vec<RunnerEntry>>>);
+pub(crate) struct Registry(Arc<Mutex<Vec<RunnerEntry>>>);
 
 impl Registry {
-    pub fn with(entries: Vec<RunnerEntry>) -> Self {
+    pub(crate) fn with(entries: Vec<RunnerEntry>) -> Self {
         Registry(Arc::new(Mutex::new(entries)))
     }
 
-    pub fn set(&self, entries: Vec<RunnerEntry>) {
+    pub(crate) fn set(&self, entries: Vec<RunnerEntry>) {
         *self.0.lock().unwrap() = entries;
     }
 
-    pub fn add(&self, entry: RunnerEntry) {
+    pub(crate) fn add(&self, entry: RunnerEntry) {
         self.0.lock().unwrap().push(entry);
     }
 }
@@ -215,7 +215,7 @@ impl RunnerSource for Registry {
 }
 
 /// A controller running in the background.
-pub struct Running {
+pub(crate) struct Running {
     pub controller: Arc<Controller>,
     shutdown: CancellationToken,
     handle: JoinHandle<Result<(), ControllerError>>,
@@ -240,7 +240,7 @@ macro_rules! on_backend {
 pub(crate) use on_backend;
 
 /// A broker of one backend under a controller, and every result published to its results queue.
-pub struct Backend<H: Harness> {
+pub(crate) struct Backend<H: Harness> {
     /// Before the harness, so its consumer stops before the harness removes the queues.
     results: ResultLog,
     pub harness: H,
@@ -259,12 +259,12 @@ impl Drop for ResultLog {
 }
 
 impl<H: Harness> Backend<H> {
-    pub async fn open() -> Self {
+    pub(crate) async fn open() -> Self {
         Backend::around(H::open().await)
     }
 
     /// On a harness whose connections a test may kill.
-    pub async fn open_alone() -> Self {
+    pub(crate) async fn open_alone() -> Self {
         Backend::around(H::open_alone().await)
     }
 
@@ -293,16 +293,16 @@ impl<H: Harness> Backend<H> {
         }
     }
 
-    pub fn broker(&self) -> Arc<dyn Broker> {
+    pub(crate) fn broker(&self) -> Arc<dyn Broker> {
         self.harness.broker().clone()
     }
 
-    pub fn start(&self, config: ControllerConfig, registry: &Registry) -> Running {
+    pub(crate) fn start(&self, config: ControllerConfig, registry: &Registry) -> Running {
         self.start_with(Controller::new(self.broker(), config, registry.clone()).unwrap())
     }
 
     /// Runs a controller built by the test (with tombstones, say).
-    pub fn start_with(&self, controller: Controller) -> Running {
+    pub(crate) fn start_with(&self, controller: Controller) -> Running {
         let controller = Arc::new(controller);
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn({
@@ -317,12 +317,12 @@ impl<H: Harness> Backend<H> {
         }
     }
 
-    pub async fn submit(&self, id: &str, algorithm: &str, payload: Value) {
+    pub(crate) async fn submit(&self, id: &str, algorithm: &str, payload: Value) {
         let message = Message::new(Task::new(algorithm, payload).to_json_bytes()).with_id(id);
         self.publish(message).await;
     }
 
-    pub async fn publish(&self, message: Message) {
+    pub(crate) async fn publish(&self, message: Message) {
         self.harness
             .broker()
             .publish_task(message, Duration::ZERO)
@@ -331,18 +331,18 @@ impl<H: Harness> Backend<H> {
     }
 
     /// The results consumed so far, as messages.
-    pub fn result_messages(&self) -> Vec<Message> {
+    pub(crate) fn result_messages(&self) -> Vec<Message> {
         self.results.messages.lock().unwrap().clone()
     }
 
     /// The results consumed so far, decoded.
-    pub fn results_so_far(&self) -> Vec<TaskResult> {
+    pub(crate) fn results_so_far(&self) -> Vec<TaskResult> {
         self.result_messages().iter().map(decode).collect()
     }
 
     /// Waits for `count` results and decodes them all; panics if they do not come within
     /// `within`.
-    pub async fn results(&self, count: usize, within: Duration) -> Vec<TaskResult> {
+    pub(crate) async fn results(&self, count: usize, within: Duration) -> Vec<TaskResult> {
         let deadline = Instant::now() + within;
         while self.result_messages().len() < count && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -356,14 +356,14 @@ impl<H: Harness> Backend<H> {
         results
     }
 
-    pub async fn dead_letters(&self) -> Vec<DeadLetter> {
+    pub(crate) async fn dead_letters(&self) -> Vec<DeadLetter> {
         let stored = self.harness.broker().list_dead_letters(1000).await.unwrap();
         stored.into_iter().map(|stored| stored.letter).collect()
     }
 
     /// Waits until the task queue holds `ready` tasks and `delayed` waiting ones, whatever the
     /// dead letters.
-    pub async fn wait_for_depth(&self, ready: u64, delayed: u64) {
+    pub(crate) async fn wait_for_depth(&self, ready: u64, delayed: u64) {
         let expected = format!("{ready} ready and {delayed} delayed tasks");
         wait_for_depth_where(&self.harness, &expected, |depths| {
             (depths.tasks, depths.delayed) == (ready, delayed)
@@ -374,7 +374,7 @@ impl<H: Harness> Backend<H> {
 
 impl Running {
     /// Signals shutdown and waits for `run` to return.
-    pub async fn stop(self) -> Result<(), ControllerError> {
+    pub(crate) async fn stop(self) -> Result<(), ControllerError> {
         self.shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(15), self.handle)
             .await
@@ -383,12 +383,12 @@ impl Running {
     }
 }
 
-pub fn decode(message: &Message) -> TaskResult {
+pub(crate) fn decode(message: &Message) -> TaskResult {
     serde_json::from_slice(&message.body).expect("a result body is a TaskResult")
 }
 
 /// Polls `condition` every 10 ms until it holds; panics after `within`.
-pub async fn eventually(within: Duration, what: &str, condition: impl Fn() -> bool) {
+pub(crate) async fn eventually(within: Duration, what: &str, condition: impl Fn() -> bool) {
     let deadline = Instant::now() + within;
     while !condition() {
         assert!(
@@ -401,10 +401,10 @@ pub async fn eventually(within: Duration, what: &str, condition: impl Fn() -> bo
 
 /// Cancellations a test records, as `up`'s task store would.
 #[derive(Clone, Default)]
-pub struct TestTombstones(pub Arc<Mutex<std::collections::BTreeSet<String>>>);
+pub(crate) struct TestTombstones(pub Arc<Mutex<std::collections::BTreeSet<String>>>);
 
 impl TestTombstones {
-    pub fn cancel(&self, id: &str) {
+    pub(crate) fn cancel(&self, id: &str) {
         self.0.lock().unwrap().insert(id.to_owned());
     }
 }
