@@ -2,7 +2,7 @@
 
 /// Settings of the built-in algorithms.
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct AlgorithmFlags {
+pub(crate) struct AlgorithmFlags {
     /// ISO 639-1 codes `language_detection` chooses among (e.g. `en,de,fr`); default: every
     /// language the build detects. Fewer languages load faster and confuse less.
     #[arg(long, env = "SWITCHYARD_DETECTION_LANGUAGES", value_delimiter = ',')]
@@ -66,7 +66,7 @@ pub struct AlgorithmFlags {
 }
 
 impl AlgorithmFlags {
-    pub fn to_options(&self) -> switchyard_algorithms::Options {
+    pub(crate) fn to_options(&self) -> switchyard_algorithms::Options {
         switchyard_algorithms::Options {
             detection_languages: self.detection_languages.clone(),
             ocr_language: self.ocr_language.clone(),

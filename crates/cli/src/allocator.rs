@@ -7,7 +7,7 @@
 /// after a free. Task bodies are such blocks (images in base64, 0.2-1.2 MB each, several copies in
 /// flight): a worker that had seen a few hundred kept tens of MB it no longer used. Fixing the
 /// threshold turns that off; an mmap per large buffer is noise beside what such a buffer carries.
-pub fn return_large_buffers_to_the_kernel() {
+pub(crate) fn return_large_buffers_to_the_kernel() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets a malloc tunable; it is called before any other thread exists.
     unsafe {

@@ -5,8 +5,8 @@ use anyhow::Context;
 use switchyard_broker::QueueNames;
 use switchyard_broker::amqp::{AmqpBroker, AmqpConfig, QueueType, TaskQueueProperties};
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct AmqpFlags {
+#[derive(clap::Args, Clone)]
+pub(crate) struct AmqpFlags {
     /// RabbitMQ URL; the default vhost `/` is written `%2f`. For a cluster, every node's URL,
     /// comma-separated: a client that loses its node moves to the next live one.
     #[arg(
@@ -33,9 +33,21 @@ pub struct AmqpFlags {
     pub task_queue_properties: TaskQueueProperties,
 }
 
+/// The URL holds the password, so it is left out.
+impl std::fmt::Debug for AmqpFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpFlags")
+            .field("amqp", &"<redacted>")
+            .field("queue", &self.queue)
+            .field("queue_type", &self.queue_type)
+            .field("task_queue_properties", &self.task_queue_properties)
+            .finish()
+    }
+}
+
 impl AmqpFlags {
     /// Connects and declares the topology.
-    pub async fn connect(&self) -> anyhow::Result<AmqpBroker> {
+    pub(crate) async fn connect(&self) -> anyhow::Result<AmqpBroker> {
         let config = AmqpConfig {
             queue_type: self.queue_type,
             task_queue: self.task_queue_properties,
@@ -44,5 +56,27 @@ impl AmqpFlags {
         AmqpBroker::connect(config)
             .await
             .with_context(|| format!("connecting to RabbitMQ for queue '{}'", self.queue))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        amqp: AmqpFlags,
+    }
+
+    #[test]
+    fn debug_leaves_the_password_out() {
+        let command =
+            Command::try_parse_from(["x", "--amqp", "amqp://worker:hunter2@rabbit:5672/%2f"])
+                .unwrap();
+        let shown = format!("{:?}", command.amqp);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 }

@@ -38,7 +38,7 @@ const RENAMED_VARIABLES: [(&str, &str); 1] = [("SWITCHYARD_BROKER", "SWITCHYARD_
 
 /// What the command line accepts: each subcommand's flags (long names) and variables.
 #[derive(Debug, Default)]
-pub struct Flags {
+pub(crate) struct Flags {
     by_subcommand: BTreeMap<String, Subcommand>,
     /// A flag's other names (`broker` for `amqp`), by alias: a file may use either.
     aliases: BTreeMap<String, String>,
@@ -51,7 +51,7 @@ struct Subcommand {
 }
 
 impl Flags {
-    pub fn of(command: &clap::Command) -> Flags {
+    pub(crate) fn of(command: &clap::Command) -> Flags {
         let global: Vec<&clap::Arg> = command.get_arguments().collect();
         let mut aliases = BTreeMap::new();
         let by_subcommand = command
@@ -109,7 +109,7 @@ impl Flags {
 
     /// Refuses a `SWITCHYARD_*` variable of `environment` that looks like a typo of one the
     /// running subcommand reads.
-    pub fn check_environment(
+    pub(crate) fn check_environment(
         &self,
         subcommand: Option<&str>,
         environment: impl IntoIterator<Item = String>,
@@ -175,7 +175,7 @@ fn check_keys(table: &toml::Table, flags: &Flags) -> anyhow::Result<()> {
 }
 
 /// The `--config` value, read before clap runs (clap needs the variables already set).
-pub fn path_from_args(args: impl IntoIterator<Item = OsString>) -> PathBuf {
+pub(crate) fn path_from_args(args: impl IntoIterator<Item = OsString>) -> PathBuf {
     let mut args = args.into_iter().map(|a| a.to_string_lossy().into_owned());
     while let Some(arg) = args.next() {
         if arg == "--config" {
@@ -192,7 +192,7 @@ pub fn path_from_args(args: impl IntoIterator<Item = OsString>) -> PathBuf {
 }
 
 /// The first argument that is not a flag: the subcommand, for its `[table]`.
-pub fn subcommand_from_args(args: impl IntoIterator<Item = OsString>) -> Option<String> {
+pub(crate) fn subcommand_from_args(args: impl IntoIterator<Item = OsString>) -> Option<String> {
     let mut args = args
         .into_iter()
         .skip(1)
@@ -210,7 +210,11 @@ pub fn subcommand_from_args(args: impl IntoIterator<Item = OsString>) -> Option<
 /// Sets `SWITCHYARD_<KEY>` for each key of the file not already in the environment. A missing
 /// file is fine (the default path is optional); an unreadable or invalid one, or one with a key
 /// no flag reads, is an error.
-pub fn load_into_env(path: &Path, subcommand: Option<&str>, flags: &Flags) -> anyhow::Result<()> {
+pub(crate) fn load_into_env(
+    path: &Path,
+    subcommand: Option<&str>,
+    flags: &Flags,
+) -> anyhow::Result<()> {
     // Before the file, which may be absent: an old name works without one.
     for (old, new, value) in renamed(|name| std::env::var_os(name)) {
         eprintln!("switchyard: {old} is now {new}; reading it as {new}");

@@ -3,18 +3,27 @@
 
 use switchyard_discovery::DiscoveryClient;
 
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct TokenFlags {
+#[derive(clap::Args, Clone, Default)]
+pub(crate) struct TokenFlags {
     /// Shared secret (`Authorization: Bearer`): discovery and runners refuse requests without
     /// it, the controller and clients send it. Set the same one on every component.
     #[arg(long = "token", env = "SWITCHYARD_TOKEN", hide_env_values = true)]
     token: Option<String>,
 }
 
+/// Says whether a token was given, never which.
+impl std::fmt::Debug for TokenFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenFlags")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
 impl TokenFlags {
     /// The token, or `None`; an empty one is refused, as it would silently leave everything
     /// open.
-    pub fn token(&self) -> anyhow::Result<Option<String>> {
+    pub(crate) fn token(&self) -> anyhow::Result<Option<String>> {
         if self.token.as_deref() == Some("") {
             anyhow::bail!("--token (SWITCHYARD_TOKEN) is empty: set a secret, or unset it");
         }
@@ -23,7 +32,7 @@ impl TokenFlags {
 
     /// An HTTP client for `up`'s task API that sends the token, when there is one, with every
     /// request (the API requires it for changes).
-    pub fn api_client(&self) -> anyhow::Result<reqwest::Client> {
+    pub(crate) fn api_client(&self) -> anyhow::Result<reqwest::Client> {
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(token) = self.token()? {
             let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
@@ -40,7 +49,7 @@ impl TokenFlags {
 }
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct DiscoveryFlags {
+pub(crate) struct DiscoveryFlags {
     /// Discovery's base URL: runners register there, the controller reads the registry.
     #[arg(
         long = "discovery",
@@ -53,7 +62,7 @@ pub struct DiscoveryFlags {
 }
 
 impl DiscoveryFlags {
-    pub fn client(&self) -> anyhow::Result<DiscoveryClient> {
+    pub(crate) fn client(&self) -> anyhow::Result<DiscoveryClient> {
         Ok(DiscoveryClient::new(self.url.clone(), self.token.token()?))
     }
 }
@@ -89,6 +98,15 @@ mod tests {
             Some("s3cret")
         );
         assert_eq!(set.discovery.url, "http://d:1");
+    }
+
+    #[test]
+    fn debug_leaves_the_token_out() {
+        let parse = |args: &[&str]| Command::try_parse_from([&["x"][..], args].concat()).unwrap();
+        let flags = parse(&["--token", "s3cret-token"]).discovery;
+        let shown = format!("{flags:?}");
+        assert!(!shown.contains("s3cret-token"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use tokio_util::sync::CancellationToken;
 
 /// A token cancelled on the first SIGTERM or Ctrl-C. A second signal exits at once, for the
 /// operator whose graceful shutdown is taking too long.
-pub fn on_signal() -> CancellationToken {
+pub(crate) fn on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let trigger = token.clone();
     tokio::spawn(async move {

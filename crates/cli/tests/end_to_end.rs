@@ -1,6 +1,9 @@
 //! The worker end to end on the real RabbitMQ: the `switchyard` binary as controller and
 //! producer, discovery and runners in this process, the series' Python runner beside them.
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::{BTreeSet, HashMap};

@@ -3,6 +3,9 @@
 //! too late. Figures: `cargo test -p switchyard --test faults -- --nocapture` (with
 //! `SWITCHYARD_SOAK=1` for 10,000 tasks instead of 1,000).
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -1,6 +1,9 @@
 //! `switchyard up` on the embedded queue survives `kill -9`: every task it answered 202 for
 //! finishes after a restart on the same `--data`, with its own result.
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::{BTreeMap, VecDeque};

@@ -1,6 +1,9 @@
 //! The README's first command: `switchyard up --demo` runs the bundled samples through the
 //! embedded queue and prints a table of answers.
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::process::Stdio;

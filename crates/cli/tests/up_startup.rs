@@ -1,6 +1,9 @@
 //! `switchyard up` refuses to start on a bad set-up, exiting 1 with a message naming the cause,
 //! instead of half-starting.
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::path::Path;

@@ -1,6 +1,9 @@
 //! Controlling tasks of a running `switchyard up` from the command line: submitting through its
 //! API (waiting for readiness) and cancelling.
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;

@@ -3,7 +3,7 @@
 use anyhow::{Context, bail};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Ids of the tasks to cancel (as `submit` printed them).
     #[arg(required = true)]
     ids: Vec<String>,
@@ -20,7 +20,7 @@ pub struct Args {
 
 /// Prints one line per id: cancelled, or why not (running, finished, unknown). Exits non-zero
 /// unless every task was cancelled.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let http = args.token.api_client()?;
     let server = args.server.trim_end_matches('/');
     let mut refused = 0;

@@ -12,7 +12,7 @@ use crate::duration::parse_duration;
 use crate::shared_flags::DiscoveryFlags;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
     amqp: AmqpFlags,
     #[command(flatten)]
@@ -90,7 +90,7 @@ impl Args {
     }
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let config = args.controller_config()?;
     let shutdown = crate::shutdown::on_signal();
     let broker = args.amqp.connect().await?;

@@ -16,7 +16,7 @@ use crate::amqp_flags::AmqpFlags;
 use crate::shared_flags::DiscoveryFlags;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Where the dashboard and its task API listen.
     #[arg(long, env = "SWITCHYARD_LISTEN", default_value = "127.0.0.1:8090")]
     listen: SocketAddr,
@@ -36,7 +36,7 @@ pub struct Args {
     retain: Keep,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let token = args.discovery.token.token()?;
     let discovery = args.discovery.client()?;
     let broker = Arc::new(args.amqp.connect().await?);

@@ -9,7 +9,7 @@ use crate::amqp_flags::AmqpFlags;
 const BODY_PREVIEW_CHARS: usize = 200;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     action: Action,
 }
@@ -40,7 +40,7 @@ enum Action {
     },
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     match args.action {
         Action::List { limit, json, amqp } => {
             let letters = amqp.connect().await?.list_dead_letters(limit).await?;

@@ -8,7 +8,7 @@ use crate::duration::parse_duration;
 use crate::shared_flags::TokenFlags;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Address to listen on.
     #[arg(long, env = "SWITCHYARD_LISTEN", default_value = "127.0.0.1:8500")]
     listen: String,
@@ -22,7 +22,7 @@ pub struct Args {
     token: TokenFlags,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let token = args.token.token()?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

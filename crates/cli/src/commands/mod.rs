@@ -1,20 +1,20 @@
 //! One module per subcommand: its flags (`Args`) and its `run`.
 
-pub mod bench;
-pub mod cancel;
-pub mod controller;
-pub mod dashboard;
-pub mod dead_letters;
-pub mod discovery;
-pub mod runner;
-pub mod schemas;
-pub mod submit;
-pub mod up;
+pub(crate) mod bench;
+pub(crate) mod cancel;
+pub(crate) mod controller;
+pub(crate) mod dashboard;
+pub(crate) mod dead_letters;
+pub(crate) mod discovery;
+pub(crate) mod runner;
+pub(crate) mod schemas;
+pub(crate) mod submit;
+pub(crate) mod up;
 
 /// One subcommand's flags parsed on their own, for the tests of its module.
 #[cfg(test)]
 #[derive(clap::Parser)]
-pub struct FlagsOnly<A: clap::Args> {
+pub(crate) struct FlagsOnly<A: clap::Args> {
     #[command(flatten)]
     pub args: A,
 }

@@ -10,7 +10,7 @@ use crate::duration::parse_duration;
 use crate::shared_flags::DiscoveryFlags;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, env = "SWITCHYARD_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
@@ -65,7 +65,7 @@ impl Args {
     }
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let config = args.runner_config()?;
     let algorithms = switchyard_algorithms::build(&args.hosted, &args.algorithms.to_options())?;
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -24,7 +24,7 @@ use crate::duration::parse_duration;
 const PUBLISHES_IN_FLIGHT: usize = 64;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Algorithm to run.
     #[arg(required_unless_present = "file", conflicts_with = "file")]
     algorithm: Option<String>,
@@ -77,7 +77,7 @@ impl Args {
     }
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let tasks = match (&args.file, &args.algorithm, &args.payload) {
         (Some(path), _, _) => read_tasks(path)?,
         (None, Some(algorithm), Some(payload)) => {

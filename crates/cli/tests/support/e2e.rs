@@ -17,26 +17,26 @@ use tokio::process::{Child, Command};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
-pub const QUEUE: &str = "tasks";
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+pub(crate) const QUEUE: &str = "tasks";
 
 /// Sleeps for `ms`, then answers `label`: a stand-in for a slow model.
 #[switchyard_runner::algorithm]
-pub async fn sleepy(label: String, ms: u64) -> Result<String, AlgorithmError> {
+pub(crate) async fn sleepy(label: String, ms: u64) -> Result<String, AlgorithmError> {
     tokio::time::sleep(Duration::from_millis(ms)).await;
     Ok(label)
 }
 
 /// A RabbitMQ vhost of the test's own: its queues cannot meet another test's, closing its
 /// connections touches no other test, and deleting it removes everything.
-pub struct Vhost {
+pub(crate) struct Vhost {
     pub name: String,
     /// The AMQP URL of the vhost, for `--amqp`.
     pub url: String,
 }
 
 impl Vhost {
-    pub fn new() -> Vhost {
+    pub(crate) fn new() -> Vhost {
         let name = format!("switchyard-e2e-{}", uuid::Uuid::new_v4().simple());
         rabbitmqctl(&["add_vhost", &name]);
         rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
@@ -45,12 +45,12 @@ impl Vhost {
     }
 
     /// A broker on this vhost's task queue, as a producer or result reader.
-    pub async fn broker(&self) -> AmqpBroker {
+    pub(crate) async fn broker(&self) -> AmqpBroker {
         broker_at(&self.url).await
     }
 
     /// Closes every connection of the vhost, as a broker restart would.
-    pub fn close_all_connections(&self) {
+    pub(crate) fn close_all_connections(&self) {
         rabbitmqctl(&["close_all_connections", "--vhost", &self.name, "e2e test"]);
     }
 }
@@ -62,12 +62,12 @@ impl Drop for Vhost {
 }
 
 /// A broker on the test task queue of the RabbitMQ at `url`, as a producer or result reader.
-pub async fn broker_at(url: &str) -> AmqpBroker {
+pub(crate) async fn broker_at(url: &str) -> AmqpBroker {
     broker_of_type(url, switchyard_broker::amqp::QueueType::Classic).await
 }
 
 /// As [`broker_at`], on queues of `queue_type`.
-pub async fn broker_of_type(
+pub(crate) async fn broker_of_type(
     url: &str,
     queue_type: switchyard_broker::amqp::QueueType,
 ) -> AmqpBroker {
@@ -79,16 +79,16 @@ pub async fn broker_of_type(
     .expect("connect to the local RabbitMQ")
 }
 
-pub use switchyard_broker::conformance::amqp::rabbitmqctl;
+pub(crate) use switchyard_broker::conformance::amqp::rabbitmqctl;
 
 /// A local address nothing listens on right now, for a child process to bind.
-pub async fn free_address() -> String {
+pub(crate) async fn free_address() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     listener.local_addr().unwrap().to_string()
 }
 
 /// A service running in this process until dropped.
-pub struct Service {
+pub(crate) struct Service {
     pub url: String,
     shutdown: CancellationToken,
 }
@@ -99,7 +99,7 @@ impl Drop for Service {
     }
 }
 
-pub async fn start_discovery() -> Service {
+pub(crate) async fn start_discovery() -> Service {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
@@ -113,7 +113,7 @@ pub async fn start_discovery() -> Service {
 }
 
 /// A runner hosting `algorithms`, registered with discovery (returns once discovery lists it).
-pub async fn start_runner(discovery: &Service, algorithms: Vec<Algorithm>) -> Service {
+pub(crate) async fn start_runner(discovery: &Service, algorithms: Vec<Algorithm>) -> Service {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
@@ -150,7 +150,7 @@ pub async fn start_runner(discovery: &Service, algorithms: Vec<Algorithm>) -> Se
 }
 
 /// The series' Python runner, registered through the series' `POST /algorithms`.
-pub async fn start_python_runner(discovery: &Service) -> (Child, String) {
+pub(crate) async fn start_python_runner(discovery: &Service) -> (Child, String) {
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/legacy_runner.py");
     let mut child = Command::new("python3")
@@ -171,23 +171,31 @@ pub async fn start_python_runner(discovery: &Service) -> (Child, String) {
 }
 
 /// A `switchyard controller` process, killed when dropped. Its log is printed if the test fails.
-pub struct ControllerProcess {
+pub(crate) struct ControllerProcess {
     child: Child,
     log: tempfile::NamedTempFile,
 }
 
 impl ControllerProcess {
-    pub fn spawn(vhost: &Vhost, discovery: &Service, extra: &[&str]) -> ControllerProcess {
+    pub(crate) fn spawn(vhost: &Vhost, discovery: &Service, extra: &[&str]) -> ControllerProcess {
         Self::spawn_on(vhost, &discovery.url, extra)
     }
 
     /// As [`ControllerProcess::spawn`], with discovery at `discovery_url` (e.g. a process).
-    pub fn spawn_on(vhost: &Vhost, discovery_url: &str, extra: &[&str]) -> ControllerProcess {
+    pub(crate) fn spawn_on(
+        vhost: &Vhost,
+        discovery_url: &str,
+        extra: &[&str],
+    ) -> ControllerProcess {
         Self::spawn_at(&vhost.url, discovery_url, extra)
     }
 
     /// As [`ControllerProcess::spawn_on`], on the RabbitMQ at `amqp_url`.
-    pub fn spawn_at(amqp_url: &str, discovery_url: &str, extra: &[&str]) -> ControllerProcess {
+    pub(crate) fn spawn_at(
+        amqp_url: &str,
+        discovery_url: &str,
+        extra: &[&str],
+    ) -> ControllerProcess {
         let log = tempfile::NamedTempFile::new().unwrap();
         let child = Command::new(BIN)
             .args([
@@ -221,13 +229,13 @@ impl ControllerProcess {
     }
 
     /// SIGKILL: no shutdown, no requeue, no goodbye.
-    pub async fn kill_9(&mut self) {
+    pub(crate) async fn kill_9(&mut self) {
         self.child.start_kill().unwrap();
         self.child.wait().await.unwrap();
     }
 
     /// SIGTERM, then waits for a clean exit.
-    pub async fn terminate(mut self) -> std::process::ExitStatus {
+    pub(crate) async fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("still running");
         let status = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -240,7 +248,7 @@ impl ControllerProcess {
             .unwrap()
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 }
@@ -254,7 +262,7 @@ impl Drop for ControllerProcess {
 }
 
 /// Runs `switchyard <args>` to completion.
-pub async fn switchyard(args: &[&str]) -> Output {
+pub(crate) async fn switchyard(args: &[&str]) -> Output {
     tokio::time::timeout(
         Duration::from_secs(120),
         Command::new(BIN)
@@ -268,17 +276,17 @@ pub async fn switchyard(args: &[&str]) -> Output {
     .expect("the switchyard binary runs")
 }
 
-pub fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-pub fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Reads the results queue, keeping every result read so far, and reconnecting when the
 /// connection is lost.
-pub struct ResultReader<'a> {
+pub(crate) struct ResultReader<'a> {
     broker: &'a AmqpBroker,
     /// Every result read, by task id (duplicates kept: delivery is at-least-once).
     pub seen: HashMap<String, Vec<TaskResult>>,
@@ -286,7 +294,7 @@ pub struct ResultReader<'a> {
 }
 
 impl<'a> ResultReader<'a> {
-    pub fn new(broker: &'a AmqpBroker) -> Self {
+    pub(crate) fn new(broker: &'a AmqpBroker) -> Self {
         ResultReader {
             broker,
             seen: HashMap::new(),
@@ -295,7 +303,7 @@ impl<'a> ResultReader<'a> {
     }
 
     /// Reads until every id in `expected` has at least one result; panics after `within`.
-    pub async fn wait_for(
+    pub(crate) async fn wait_for(
         &mut self,
         expected: &BTreeSet<String>,
         within: Duration,
@@ -319,7 +327,7 @@ impl<'a> ResultReader<'a> {
     }
 
     /// Reads until no result has come for `quiet`: late duplicates included.
-    pub async fn drain(&mut self, quiet: Duration) {
+    pub(crate) async fn drain(&mut self, quiet: Duration) {
         let mut last = Instant::now();
         while last.elapsed() < quiet {
             if self.read_next().await {
@@ -358,7 +366,7 @@ impl<'a> ResultReader<'a> {
 }
 
 /// Reads the results queue until every id in `expected` has a result (see [`ResultReader`]).
-pub async fn collect_results(
+pub(crate) async fn collect_results(
     broker: &AmqpBroker,
     expected: &BTreeSet<String>,
     within: Duration,

@@ -20,14 +20,14 @@ use super::e2e::BIN;
 
 /// A `switchyard <args>` process that can be SIGKILLed and started again with the same
 /// arguments (so on the same address). Its log is printed if the test fails.
-pub struct Process {
+pub(crate) struct Process {
     args: Vec<String>,
     child: Child,
     log: tempfile::NamedTempFile,
 }
 
 impl Process {
-    pub fn spawn(args: &[&str]) -> Process {
+    pub(crate) fn spawn(args: &[&str]) -> Process {
         let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
         let log = tempfile::NamedTempFile::new().unwrap();
         let child = spawn_logged(&args, &log);
@@ -35,23 +35,23 @@ impl Process {
     }
 
     /// SIGKILL, then the same command again; the log goes on in the same file.
-    pub async fn kill_9_and_restart(&mut self) {
+    pub(crate) async fn kill_9_and_restart(&mut self) {
         self.child.start_kill().unwrap();
         self.child.wait().await.unwrap();
         self.child = spawn_logged(&self.args, &self.log);
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
     /// Whether it has exited, without waiting.
-    pub fn has_exited(&mut self) -> bool {
+    pub(crate) fn has_exited(&mut self) -> bool {
         self.child.try_wait().unwrap().is_some()
     }
 
     /// Waits for it to exit on its own; panics after `within`.
-    pub async fn exit_status(&mut self, within: Duration) -> std::process::ExitStatus {
+    pub(crate) async fn exit_status(&mut self, within: Duration) -> std::process::ExitStatus {
         tokio::time::timeout(within, self.child.wait())
             .await
             .unwrap_or_else(|_| panic!("{:?} still running after {within:?}", self.args))
@@ -59,7 +59,7 @@ impl Process {
     }
 
     /// Polls its log until it contains `line`; panics after `within`.
-    pub async fn wait_for_log(&self, line: &str, within: Duration) {
+    pub(crate) async fn wait_for_log(&self, line: &str, within: Duration) {
         let deadline = Instant::now() + within;
         while !self.log().contains(line) {
             assert!(Instant::now() < deadline, "no {line:?} in:\n{}", self.log());
@@ -95,7 +95,7 @@ impl Drop for Process {
 
 /// A RabbitMQ node of the test's own (`scripts/rabbitmq-node.sh`), on ports and in a directory
 /// of its own, so killing it touches no other test; stopped when dropped.
-pub struct RabbitNode {
+pub(crate) struct RabbitNode {
     name: String,
     /// The AMQP URL of its default vhost.
     pub url: String,
@@ -111,7 +111,7 @@ const NODE_SCRIPT: &str = concat!(
 );
 
 impl RabbitNode {
-    pub async fn start() -> RabbitNode {
+    pub(crate) async fn start() -> RabbitNode {
         let port = |address: String| address.rsplit(':').next().unwrap().to_owned();
         let amqp_port = port(super::e2e::free_address().await);
         let dist_port = port(super::e2e::free_address().await);
@@ -128,19 +128,19 @@ impl RabbitNode {
 
     /// Starts it (again, after [`RabbitNode::kill_9`]) on the same ports and data; returns once
     /// it serves.
-    pub async fn start_again(&self) {
+    pub(crate) async fn start_again(&self) {
         let dir = self.dir.path().to_str().unwrap();
         self.script(&["start", &self.name, &self.amqp_port, &self.dist_port, dir])
             .await;
     }
 
     /// SIGKILL of the broker: no shutdown, no goodbye to its clients.
-    pub async fn kill_9(&self) {
+    pub(crate) async fn kill_9(&self) {
         self.script(&["kill", &self.name]).await;
     }
 
     /// `rabbitmqctl` on this node.
-    pub async fn rabbitmqctl(&self, args: &[&str]) {
+    pub(crate) async fn rabbitmqctl(&self, args: &[&str]) {
         let node = format!("{}@localhost", self.name);
         let output = Command::new("rabbitmqctl")
             .args(["-q", "-n", &node])
@@ -170,7 +170,7 @@ impl Drop for RabbitNode {
 
 /// A three-node RabbitMQ cluster of the test's own (`scripts/rabbitmq-cluster.sh`); stopped when
 /// dropped.
-pub struct RabbitCluster {
+pub(crate) struct RabbitCluster {
     prefix: String,
     base_port: u16,
     /// The nodes' data, kept across kills so a restarted node rejoins with its queues.
@@ -185,7 +185,7 @@ const CLUSTER_SCRIPT: &str = concat!(
 impl RabbitCluster {
     /// Three nodes on ports `base`, `+1`, `+2` (distribution on `+10` to `+12`), a range where
     /// nothing listens now.
-    pub async fn start() -> RabbitCluster {
+    pub(crate) async fn start() -> RabbitCluster {
         let base_port = free_port_range().await;
         let cluster = RabbitCluster {
             prefix: format!("switchyard-cluster-{base_port}"),
@@ -202,7 +202,7 @@ impl RabbitCluster {
     }
 
     /// Every node's AMQP URL, comma-separated: what `--amqp` takes for a cluster.
-    pub fn urls(&self) -> String {
+    pub(crate) fn urls(&self) -> String {
         (0..3)
             .map(|n| format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.base_port + n))
             .collect::<Vec<_>>()
@@ -210,7 +210,7 @@ impl RabbitCluster {
     }
 
     /// The node (1 to 3) that leads the quorum queue `queue`.
-    pub async fn leader_of(&self, queue: &str) -> u16 {
+    pub(crate) async fn leader_of(&self, queue: &str) -> u16 {
         for node in 1..=3 {
             let output = Command::new("rabbitmqctl")
                 .args([
@@ -241,12 +241,12 @@ impl RabbitCluster {
         panic!("no node lists {queue}")
     }
 
-    pub async fn kill_9(&self, node: u16) {
+    pub(crate) async fn kill_9(&self, node: u16) {
         run_script(NODE_SCRIPT, &["kill", &format!("{}-{node}", self.prefix)]).await;
     }
 
     /// Starts a killed node again; it rejoins the cluster.
-    pub async fn restart(&self, node: u16) {
+    pub(crate) async fn restart(&self, node: u16) {
         let port = self.base_port + node - 1;
         let dir = self.dir.path().join(node.to_string());
         run_script(
@@ -301,7 +301,7 @@ async fn run_script(script: &str, args: &[&str]) {
 }
 
 /// `switchyard discovery` on `address`, with a short ttl so a killed runner drops out soon.
-pub async fn discovery_process(address: &str, token: Option<&str>) -> Process {
+pub(crate) async fn discovery_process(address: &str, token: Option<&str>) -> Process {
     let mut args = vec![
         "discovery",
         "--listen",
@@ -324,7 +324,7 @@ pub async fn discovery_process(address: &str, token: Option<&str>) -> Process {
 }
 
 /// `switchyard runner` on `address` with `extra` flags; returns once discovery lists it.
-pub async fn runner_process(discovery_url: &str, address: &str, extra: &[&str]) -> Process {
+pub(crate) async fn runner_process(discovery_url: &str, address: &str, extra: &[&str]) -> Process {
     let process = Process::spawn(
         &[
             &["runner", "--listen", address, "--discovery", discovery_url][..],
@@ -336,7 +336,7 @@ pub async fn runner_process(discovery_url: &str, address: &str, extra: &[&str]) 
     process
 }
 
-pub async fn wait_until_listed(discovery_url: &str, base_url: &str) {
+pub(crate) async fn wait_until_listed(discovery_url: &str, base_url: &str) {
     let client = DiscoveryClient::new(discovery_url, None);
     poll(
         Duration::from_secs(120),
@@ -350,7 +350,7 @@ pub async fn wait_until_listed(discovery_url: &str, base_url: &str) {
 }
 
 /// Polls `condition` every 50 ms; panics with `what` after `within`.
-pub async fn poll<F, Fut>(within: Duration, what: &str, mut condition: F)
+pub(crate) async fn poll<F, Fut>(within: Duration, what: &str, mut condition: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -364,7 +364,7 @@ where
 
 /// How a fake runner misbehaves.
 #[derive(Clone, Copy)]
-pub enum Misbehaviour {
+pub(crate) enum Misbehaviour {
     /// 200 with a body that is not JSON.
     Garbage,
     /// Accepts the connection, reads nothing, answers nothing.
@@ -374,7 +374,7 @@ pub enum Misbehaviour {
 }
 
 /// A fake runner registered with discovery (and heartbeating) for `algorithm`. Stops when dropped.
-pub struct FakeRunner {
+pub(crate) struct FakeRunner {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -384,7 +384,7 @@ impl Drop for FakeRunner {
     }
 }
 
-pub async fn fake_runner(
+pub(crate) async fn fake_runner(
     discovery: &DiscoveryClient,
     algorithm: &str,
     misbehaviour: Misbehaviour,
@@ -442,7 +442,7 @@ pub async fn fake_runner(
 }
 
 /// An image host serving every kind of bad image (and one good one). Stops with the test.
-pub async fn hostile_image_host() -> String {
+pub(crate) async fn hostile_image_host() -> String {
     let router = Router::new()
         .route("/good.png", get(|| async { png(png_file(8, 8)) }))
         .route(
@@ -481,7 +481,7 @@ fn png(bytes: Vec<u8>) -> Response {
 }
 
 /// A valid `width` x `height` grey-ish RGB PNG, made by hand (stored deflate blocks).
-pub fn png_file(width: u32, height: u32) -> Vec<u8> {
+pub(crate) fn png_file(width: u32, height: u32) -> Vec<u8> {
     let row: Vec<u8> = std::iter::once(0) // filter: none
         .chain((0..width).flat_map(|x| [(x * 30) as u8, 120, 200]))
         .collect();
@@ -491,7 +491,7 @@ pub fn png_file(width: u32, height: u32) -> Vec<u8> {
 
 /// A 60,000 x 60,000 PNG whose header is valid and whose data is a few bytes: 10.8 GB once
 /// decoded, a few dozen bytes on the wire.
-pub fn png_bomb() -> Vec<u8> {
+pub(crate) fn png_bomb() -> Vec<u8> {
     png_with(60_000, 60_000, &zlib_stored(&[0; 16]))
 }
 

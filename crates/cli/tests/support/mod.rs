@@ -5,6 +5,6 @@
 
 #![allow(dead_code)] // each test binary uses its own kit, or part of one
 
-pub mod e2e;
-pub mod faults;
-pub mod up;
+pub(crate) mod e2e;
+pub(crate) mod faults;
+pub(crate) mod up;

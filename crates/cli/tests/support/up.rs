@@ -8,23 +8,23 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
 /// A local address nothing listens on right now, for the child to bind.
-pub fn free_address() -> String {
+pub(crate) fn free_address() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().to_string()
 }
 
 /// The `--listen`, `--discovery-listen` and `--data` of one `up`, kept across restarts.
-pub struct UpArgs {
+pub(crate) struct UpArgs {
     pub listen: String,
     pub discovery_listen: String,
     pub data: tempfile::TempDir,
 }
 
 impl UpArgs {
-    pub fn new() -> UpArgs {
+    pub(crate) fn new() -> UpArgs {
         UpArgs {
             listen: free_address(),
             discovery_listen: free_address(),
@@ -32,12 +32,12 @@ impl UpArgs {
         }
     }
 
-    pub fn api_url(&self) -> String {
+    pub(crate) fn api_url(&self) -> String {
         format!("http://{}", self.listen)
     }
 
     /// `switchyard up` on these addresses with `extra` flags; killed when dropped.
-    pub fn command(&self, extra: &[&str], log: &Path) -> Command {
+    pub(crate) fn command(&self, extra: &[&str], log: &Path) -> Command {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -63,7 +63,12 @@ impl UpArgs {
 }
 
 /// Polls `GET /v1/schemas` until every name in `algorithms` is listed, or the child exits.
-pub async fn wait_until_serving(child: &mut Child, api_url: &str, algorithms: &[&str], log: &Path) {
+pub(crate) async fn wait_until_serving(
+    child: &mut Child,
+    api_url: &str,
+    algorithms: &[&str],
+    log: &Path,
+) {
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -85,6 +90,6 @@ pub async fn wait_until_serving(child: &mut Child, api_url: &str, algorithms: &[
     }
 }
 
-pub fn read_log(log: &Path) -> String {
+pub(crate) fn read_log(log: &Path) -> String {
     std::fs::read_to_string(log).unwrap_or_default()
 }

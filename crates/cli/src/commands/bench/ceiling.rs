@@ -13,7 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 /// Answers tasks until `stop`; each delivery is answered in a task of its own, as the
 /// controller does, so the prefetch is what bounds the work in flight.
-pub fn spawn(broker: Arc<dyn Broker>, prefetch: u16, stop: CancellationToken) -> JoinHandle<()> {
+pub(super) fn spawn(
+    broker: Arc<dyn Broker>,
+    prefetch: u16,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut deliveries = match broker.consume_tasks(prefetch).await {
             Ok(deliveries) => deliveries,

@@ -22,7 +22,7 @@ struct Child {
     log: PathBuf,
 }
 
-pub struct Children {
+pub(super) struct Children {
     discovery_url: String,
     queue: String,
     discovery: Child,
@@ -33,7 +33,7 @@ pub struct Children {
 impl Children {
     /// Starts discovery, a runner hosting echo and the classifier on `engine`, and a controller
     /// consuming `queue` on RabbitMQ at `amqp`. Logs go to files in `scratch`.
-    pub async fn start(
+    pub(super) async fn start(
         scratch: &Path,
         engine: &str,
         amqp: &str,
@@ -80,17 +80,17 @@ impl Children {
         })
     }
 
-    pub fn discovery_url(&self) -> &str {
+    pub(super) fn discovery_url(&self) -> &str {
         &self.discovery_url
     }
 
     /// The task queue the controller consumes.
-    pub fn queue(&self) -> &str {
+    pub(super) fn queue(&self) -> &str {
         &self.queue
     }
 
     /// Waits until the runner is registered with every algorithm loaded.
-    pub async fn wait_until_hosted(&mut self) -> anyhow::Result<()> {
+    pub(super) async fn wait_until_hosted(&mut self) -> anyhow::Result<()> {
         let discovery = DiscoveryClient::new(self.discovery_url.clone(), None);
         let deadline = Instant::now() + LOAD_LIMIT;
         loop {
@@ -124,7 +124,7 @@ impl Children {
     }
 
     /// Peak resident memory of the controller and of the runner, in MiB.
-    pub fn peak_rss_mb(&self) -> anyhow::Result<(f64, f64)> {
+    pub(super) fn peak_rss_mb(&self) -> anyhow::Result<(f64, f64)> {
         let peak = |child: &Child| {
             let pid = child
                 .process
@@ -136,7 +136,7 @@ impl Children {
     }
 
     /// Kills them: nothing is in flight any more, and their queues are deleted next.
-    pub async fn stop(mut self) {
+    pub(super) async fn stop(mut self) {
         for child in [&mut self.controller, &mut self.runner, &mut self.discovery] {
             if let Err(error) = child.process.kill().await {
                 tracing::warn!(child = child.name, %error, "stopping a child process");

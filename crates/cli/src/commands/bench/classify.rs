@@ -22,7 +22,7 @@ use super::turns::{in_turns, overall_rate};
 
 /// Images per second, each measured over the same number of images.
 #[derive(Debug, Clone, Copy)]
-pub struct ClassifyFigures {
+pub(super) struct ClassifyFigures {
     /// Inference alone on preprocessed images: the ceiling.
     pub model_alone_ips: f64,
     /// Decoding and preprocessing (resize, crop, normalise) alone.
@@ -35,7 +35,7 @@ pub struct ClassifyFigures {
 }
 
 /// The built-in classifier on the engine `auto` picks, as the runner loads it.
-pub async fn load_model(cores: usize) -> anyhow::Result<Arc<Model>> {
+pub(super) async fn load_model(cores: usize) -> anyhow::Result<Arc<Model>> {
     let model =
         tokio::task::spawn_blocking(move || Model::load(&ClassifierOptions::default(), cores))
             .await?
@@ -60,7 +60,7 @@ const STAGES: [Stage; 4] = [
 ];
 
 /// Every stage over `per_round` images in each of `rounds` rounds, taking turns.
-pub async fn measure(
+pub(super) async fn measure(
     model: &Arc<Model>,
     cores: usize,
     (rounds, per_round): (usize, usize),

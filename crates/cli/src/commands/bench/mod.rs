@@ -38,7 +38,7 @@ use roundtrip::{Percentiles, Producer};
 use turns::{in_turns, overall_rate};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// RabbitMQ to measure on; every run uses queues of its own (`bench-<uuid>...`) and deletes
     /// them at the end.
     #[arg(
@@ -111,7 +111,7 @@ impl Sizes {
     }
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(
         (1..=usize::from(u16::MAX)).contains(&args.concurrency),
         "--concurrency must be between 1 and 65535"

@@ -10,7 +10,7 @@ const BATCHING: &str = "not implemented, see docs/benchmarks.md";
 
 /// One queue: the ceiling and the worker on it.
 #[derive(Debug, Clone, Copy)]
-pub struct QueueFigures {
+pub(super) struct QueueFigures {
     pub ceiling_tps: f64,
     pub worker_tps: f64,
     pub latency: LatencyFigures,
@@ -18,7 +18,7 @@ pub struct QueueFigures {
 
 /// Publish-to-result latency of the ceiling and of the worker at the same offered load.
 #[derive(Debug, Clone, Copy)]
-pub struct LatencyFigures {
+pub(super) struct LatencyFigures {
     pub offered_tps: f64,
     pub ceiling: Percentiles,
     pub worker: Percentiles,
@@ -35,7 +35,7 @@ impl QueueFigures {
 }
 
 #[derive(Debug, Clone)]
-pub struct Figures {
+pub(super) struct Figures {
     pub rabbitmq: QueueFigures,
     pub embedded: QueueFigures,
     pub classify: ClassifyFigures,
@@ -48,7 +48,7 @@ pub struct Figures {
 }
 
 impl Figures {
-    pub fn to_json(&self) -> Value {
+    pub(super) fn to_json(&self) -> Value {
         let (rabbitmq, embedded, classify) = (&self.rabbitmq, &self.embedded, &self.classify);
         json!({
             "broker_ceiling_tps": rabbitmq.ceiling_tps,
@@ -82,7 +82,7 @@ impl Figures {
     }
 
     /// A Markdown table: pastes into docs/benchmarks.md as it is.
-    pub fn table(&self) -> String {
+    pub(super) fn table(&self) -> String {
         let classify = &self.classify;
         let mut rows = vec![
             "| measure | ceiling | through Switchyard | ratio or added | target |".to_owned(),

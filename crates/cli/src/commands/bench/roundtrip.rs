@@ -33,7 +33,7 @@ struct Arrival {
 }
 
 /// Publishes tasks to one topology and reads its results queue.
-pub struct Producer {
+pub(super) struct Producer {
     broker: Arc<dyn Broker>,
     arrivals: Mutex<mpsc::UnboundedReceiver<Result<Arrival, String>>>,
     collector: JoinHandle<()>,
@@ -47,7 +47,7 @@ impl Drop for Producer {
 
 /// Latency percentiles, in milliseconds.
 #[derive(Debug, Clone, Copy, Serialize)]
-pub struct Percentiles {
+pub(super) struct Percentiles {
     pub p50: f64,
     pub p95: f64,
     pub p99: f64,
@@ -56,7 +56,7 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    pub fn of(mut samples: Vec<Duration>) -> Self {
+    pub(super) fn of(mut samples: Vec<Duration>) -> Self {
         samples.sort_unstable();
         let at = |quantile: f64| {
             let index = ((samples.len() as f64 * quantile).ceil() as usize).clamp(1, samples.len());
@@ -71,7 +71,7 @@ impl Percentiles {
     }
 
     /// What `self` adds to `base`, percentile by percentile.
-    pub fn minus(self, base: Percentiles) -> Percentiles {
+    pub(super) fn minus(self, base: Percentiles) -> Percentiles {
         Percentiles {
             p50: self.p50 - base.p50,
             p95: self.p95 - base.p95,
@@ -93,7 +93,7 @@ impl std::fmt::Display for Percentiles {
 
 impl Producer {
     /// Starts reading the results queue before anything is published, so no result is missed.
-    pub async fn start<B: Broker + ResultSource>(broker: Arc<B>) -> anyhow::Result<Self> {
+    pub(super) async fn start<B: Broker + ResultSource>(broker: Arc<B>) -> anyhow::Result<Self> {
         let results = broker
             .consume_results(RESULTS_PREFETCH)
             .await
@@ -108,7 +108,7 @@ impl Producer {
 
     /// Publishes every task with many publishes in flight and waits for every result; returns
     /// the time from the first publish to the last result.
-    pub async fn burst(&self, tasks: Vec<Message>, label: &str) -> anyhow::Result<Duration> {
+    pub(super) async fn burst(&self, tasks: Vec<Message>, label: &str) -> anyhow::Result<Duration> {
         let count = tasks.len();
         let expected = ids(&tasks);
         let bar = progress(count, label);
@@ -125,7 +125,7 @@ impl Producer {
     }
 
     /// Tasks per second over a burst of `tasks`.
-    pub async fn throughput(&self, tasks: Vec<Message>, label: &str) -> anyhow::Result<f64> {
+    pub(super) async fn throughput(&self, tasks: Vec<Message>, label: &str) -> anyhow::Result<f64> {
         let count = tasks.len();
         let took = self.burst(tasks, label).await?;
         let rate = count as f64 / took.as_secs_f64();
@@ -135,7 +135,7 @@ impl Producer {
 
     /// Publishes the tasks at a fixed `rate` (per second), each on its schedule whatever the
     /// others are doing, and gives each task's publish-to-result time.
-    pub async fn latency(
+    pub(super) async fn latency(
         &self,
         tasks: Vec<Message>,
         rate: f64,

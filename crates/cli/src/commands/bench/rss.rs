@@ -4,7 +4,7 @@ use anyhow::Context;
 
 /// The peak resident set size (`VmHWM`) of process `pid`, in MiB. Read it while the process
 /// lives: an exited process has no memory figures left.
-pub fn peak_rss_mb(pid: u32) -> anyhow::Result<f64> {
+pub(super) fn peak_rss_mb(pid: u32) -> anyhow::Result<f64> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     parse_vm_hwm_kb(&status)

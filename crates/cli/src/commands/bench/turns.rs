@@ -8,7 +8,7 @@ use std::future::Future;
 /// housekeeping) then falls on every stage instead of on whichever ran through it, and a drift
 /// over the run cancels out. Gives each stage's figures, in the order of `stages`; the first
 /// failure ends the measurement. `measure` gets the stage and the round, as "2/4".
-pub async fn in_turns<S, T, F, Fut, const N: usize>(
+pub(super) async fn in_turns<S, T, F, Fut, const N: usize>(
     rounds: usize,
     stages: [S; N],
     mut measure: F,
@@ -34,7 +34,7 @@ where
 
 /// The rate over equal rounds, from each round's rate: the total count over the total time,
 /// which is the harmonic mean of the rates.
-pub fn overall_rate(rates: &[f64]) -> f64 {
+pub(super) fn overall_rate(rates: &[f64]) -> f64 {
     rates.len() as f64 / rates.iter().map(|rate| 1.0 / rate).sum::<f64>()
 }
 

@@ -90,7 +90,7 @@ impl Row {
 /// the meme's text to `language_detection`, prints the table. Algorithms that cannot run on
 /// this machine get a row saying so, and what to install below the table. Returns whether every
 /// task that ran finished `done`.
-pub async fn run(api_base: &str, hosted: &[String]) -> anyhow::Result<bool> {
+pub(super) async fn run(api_base: &str, hosted: &[String]) -> anyhow::Result<bool> {
     let http = reqwest::Client::new();
     let unavailable = unavailable_algorithms(&http, api_base).await?;
     let (samples, skipped): (Vec<Sample>, Vec<Sample>) = samples()

@@ -25,7 +25,7 @@ use crate::algorithm_flags::AlgorithmFlags;
 use crate::shared_flags::TokenFlags;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Where the task API listens.
     #[arg(long, env = "SWITCHYARD_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -130,7 +130,7 @@ async fn open_backend(args: &Args) -> anyhow::Result<Backend> {
     })
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let token = args.token.token()?;
     let names = if args.algorithms.is_empty() {
         switchyard_algorithms::available()
