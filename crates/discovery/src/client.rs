@@ -8,13 +8,23 @@ use serde_json::Value;
 use switchyard_wire::discovery::{RegistrationAck, RunnerEntry, RunnerRegistration};
 
 /// Talks to one discovery service. Cheap to clone: the HTTP connection pool is shared.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DiscoveryClient {
     http: reqwest::Client,
     /// Discovery's base URL, without a trailing slash.
     base_url: String,
     /// Sent as `Authorization: Bearer` when discovery requires `SWITCHYARD_TOKEN`.
     token: Option<String>,
+}
+
+/// Shows where the client points, not the token it sends.
+impl std::fmt::Debug for DiscoveryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiscoveryClient")
+            .field("base_url", &self.base_url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
 }
 
 /// A failed call to discovery.

@@ -12,7 +12,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// A refused request. None of these is helped by retrying the same request unchanged, except
 /// [`ApiError::UnknownRunner`], which asks the runner to register again.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error("body is not valid JSON: {0}")]
     NotJson(String),
     /// Valid JSON of the wrong shape (a missing, unknown or mistyped field).

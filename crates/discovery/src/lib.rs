@@ -30,6 +30,22 @@ pub struct Config {
     pub token: Option<String>,
 }
 
+/// Shows the timings, not the token.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Config {
+            ttl,
+            heartbeat_interval,
+            token,
+        } = self;
+        f.debug_struct("Config")
+            .field("ttl", ttl)
+            .field("heartbeat_interval", heartbeat_interval)
+            .field("token", &token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
 impl Default for Config {
     fn default() -> Config {
         Config {
@@ -101,6 +117,24 @@ async fn sweep(state: AppState, period: Duration, stop: CancellationToken) {
             _ = ticks.tick() => {
                 state.registry().expire(Instant::now());
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_leaves_the_tokens_out() {
+        let config = Config {
+            token: Some("s3cret-token".into()),
+            ..Config::default()
+        };
+        let client = DiscoveryClient::new("http://discovery:8500", Some("s3cret-token".into()));
+        for shown in [format!("{config:?}"), format!("{client:?}")] {
+            assert!(!shown.contains("s3cret-token"), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
         }
     }
 }

@@ -265,7 +265,7 @@ fn keep_best<'a>(
     }
 }
 
-pub fn legacy_id(host: &str) -> String {
+pub(crate) fn legacy_id(host: &str) -> String {
     format!("{LEGACY_ID_PREFIX}{host}")
 }
 

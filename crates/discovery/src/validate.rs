@@ -13,9 +13,11 @@ const MAX_NAME_LEN: usize = 128;
 /// A registration discovery refuses; the message names the field and the problem.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{0}")]
-pub struct InvalidRegistration(String);
+pub(crate) struct InvalidRegistration(String);
 
-pub fn runner_registration(registration: &RunnerRegistration) -> Result<(), InvalidRegistration> {
+pub(crate) fn runner_registration(
+    registration: &RunnerRegistration,
+) -> Result<(), InvalidRegistration> {
     runner_id(&registration.id)?;
     base_url("base_url", &registration.base_url)?;
     if registration.algorithms.is_empty() {
@@ -39,7 +41,9 @@ pub fn runner_registration(registration: &RunnerRegistration) -> Result<(), Inva
     Ok(())
 }
 
-pub fn legacy_registration(registration: &LegacyRegistration) -> Result<(), InvalidRegistration> {
+pub(crate) fn legacy_registration(
+    registration: &LegacyRegistration,
+) -> Result<(), InvalidRegistration> {
     algorithm_name(&registration.algorithm)?;
     base_url("host", &registration.host)
 }

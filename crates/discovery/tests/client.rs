@@ -1,5 +1,8 @@
 //! The service over a real socket, driven by the client runners and the CLI use.
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,9 @@
 //! Cross-language: a runner written the series' way in plain Python registers with discovery
 //! through the series' `POST /algorithms`, and is found and called through what discovery lists.
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::path::PathBuf;

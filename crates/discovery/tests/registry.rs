@@ -1,5 +1,8 @@
 //! The registry's rules, with an injected clock: expiry is tested by passing later instants.
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::{Duration, Instant};

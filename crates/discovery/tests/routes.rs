@@ -1,5 +1,8 @@
 //! Every route and every refusal of the router, without sockets.
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;

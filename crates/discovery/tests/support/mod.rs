@@ -12,13 +12,13 @@ use switchyard_wire::discovery::{AlgorithmInfo, RunnerRegistration};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub struct Running {
+pub(crate) struct Running {
     pub base_url: String,
     pub shutdown: CancellationToken,
     pub served: JoinHandle<std::io::Result<()>>,
 }
 
-pub async fn start(config: Config) -> Running {
+pub(crate) async fn start(config: Config) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
@@ -36,7 +36,7 @@ pub async fn start(config: Config) -> Running {
 
 impl Running {
     /// Stops the server and checks it stopped cleanly.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(5), self.served)
             .await
@@ -46,7 +46,7 @@ impl Running {
     }
 }
 
-pub fn registration(id: &str, base_url: &str, algorithms: &[&str]) -> RunnerRegistration {
+pub(crate) fn registration(id: &str, base_url: &str, algorithms: &[&str]) -> RunnerRegistration {
     RunnerRegistration {
         id: id.to_string(),
         base_url: base_url.to_string(),
