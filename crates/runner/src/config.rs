@@ -10,7 +10,7 @@ use switchyard_discovery::DiscoveryClient;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 /// Settings of one runner. `RunnerConfig::default()` serves standalone, without a token.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunnerConfig {
     /// The base URL registered with discovery, which the controller calls. `None`: derived from
     /// the bound address (a wildcard address is replaced by the host name, else 127.0.0.1).
@@ -30,6 +30,31 @@ pub struct RunnerConfig {
     pub grace_period: Duration,
     /// Names this process in discovery; `None` generates one, unique per start.
     pub runner_id: Option<String>,
+}
+
+/// Everything but the token, which would otherwise reach logs and panic messages.
+impl std::fmt::Debug for RunnerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured so that a new field fails to compile here until it is shown or hidden.
+        let RunnerConfig {
+            advertise_url,
+            discovery,
+            default_algorithm,
+            token,
+            max_body_bytes,
+            grace_period,
+            runner_id,
+        } = self;
+        f.debug_struct("RunnerConfig")
+            .field("advertise_url", advertise_url)
+            .field("discovery", discovery)
+            .field("default_algorithm", default_algorithm)
+            .field("token", &token.as_ref().map(|_| "<redacted>"))
+            .field("max_body_bytes", max_body_bytes)
+            .field("grace_period", grace_period)
+            .field("runner_id", runner_id)
+            .finish()
+    }
 }
 
 impl Default for RunnerConfig {
@@ -76,6 +101,21 @@ pub(crate) fn hostname() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_leaves_the_tokens_out() {
+        let config = RunnerConfig {
+            token: Some("s3cret-token".into()),
+            discovery: Some(DiscoveryClient::new(
+                "http://discovery:8500",
+                Some("s3cret-token".into()),
+            )),
+            ..RunnerConfig::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret-token"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
 
     #[test]
     fn a_concrete_address_is_advertised_as_is() {

@@ -1,6 +1,9 @@
 //! A runner and a real discovery service: registration, heartbeats, coming back after
 //! discovery restarts or starts late, and deregistration on shutdown.
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::{Duration, Instant};

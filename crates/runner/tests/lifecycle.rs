@@ -1,6 +1,9 @@
 //! A runner's life over real sockets: serving while loading, failing on a broken algorithm,
 //! and a shutdown that lets calls in flight finish within the grace period.
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;

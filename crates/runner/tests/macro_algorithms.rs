@@ -1,6 +1,9 @@
 //! `#[algorithm]` end to end: functions declared with the macro, sync and async, served over
 //! a socket and called as a controller would.
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use serde_json::{Value, json};

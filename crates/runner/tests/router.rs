@@ -1,5 +1,8 @@
 //! The runner's HTTP surface, driven without a socket.
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use axum::http::{StatusCode, header};

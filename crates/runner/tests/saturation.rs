@@ -1,6 +1,9 @@
 //! Admission control over a real socket: calls beyond concurrency + queue are refused at once
 //! with 503 and `Retry-After`, and the queue never grows past its limit.
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;

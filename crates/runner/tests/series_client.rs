@@ -1,6 +1,9 @@
 //! Cross-language: a Python client written to the series' contract (tests/python/series_client.py,
 //! standard library only) calls a Switchyard runner and must find everything it was promised.
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::path::PathBuf;

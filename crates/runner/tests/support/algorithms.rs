@@ -10,49 +10,49 @@ use tokio::sync::Semaphore;
 
 /// Upper-cases a text: a synchronous algorithm, declared with the macro.
 #[algorithm]
-pub fn shout(text: String) -> Result<String, AlgorithmError> {
+pub(crate) fn shout(text: String) -> Result<String, AlgorithmError> {
     Ok(text.to_uppercase())
 }
 
 /// Adds two numbers: an async algorithm, declared with the macro under another name.
 #[algorithm(name = "sum")]
-pub async fn add(a: i64, b: i64) -> Result<i64, AlgorithmError> {
+pub(crate) async fn add(a: i64, b: i64) -> Result<i64, AlgorithmError> {
     a.checked_add(b)
         .ok_or_else(|| AlgorithmError::bad_input("the sum overflows"))
 }
 
 /// Panics on the blocking pool.
 #[algorithm]
-pub fn explode(text: String) -> Result<String, AlgorithmError> {
+pub(crate) fn explode(text: String) -> Result<String, AlgorithmError> {
     panic!("exploded on {text}")
 }
 
 /// Panics on the reactor, inside the runner's own task.
 #[algorithm]
-pub async fn explode_async(text: String) -> Result<String, AlgorithmError> {
+pub(crate) async fn explode_async(text: String) -> Result<String, AlgorithmError> {
     panic!("async exploded on {text}")
 }
 
 /// A payload type whose author forgot `deny_unknown_fields`.
 #[derive(Deserialize, JsonSchema)]
-pub struct Lenient {
+pub(crate) struct Lenient {
     pub text: String,
 }
 
-pub fn lenient() -> Algorithm {
+pub(crate) fn lenient() -> Algorithm {
     Algorithm::blocking("lenient", |input: Lenient| Ok(input.text.len()))
 }
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// 500 fails as an internal error; anything else as a client error with that status.
     pub status: u16,
     pub message: String,
 }
 
 /// Fails the way the payload says.
-pub fn fail() -> Algorithm {
+pub(crate) fn fail() -> Algorithm {
     Algorithm::blocking("fail", |failure: Failure| -> Result<(), AlgorithmError> {
         Err(match failure.status {
             500 => AlgorithmError::internal(failure.message),
@@ -63,21 +63,21 @@ pub fn fail() -> Algorithm {
 
 /// Holds calls of a [`gated`] algorithm until opened.
 #[derive(Clone)]
-pub struct Gate(Arc<Semaphore>);
+pub(crate) struct Gate(Arc<Semaphore>);
 
 impl Gate {
-    pub fn closed() -> Gate {
+    pub(crate) fn closed() -> Gate {
         Gate(Arc::new(Semaphore::new(0)))
     }
 
     /// Lets every waiting and later call through.
-    pub fn open(&self) {
+    pub(crate) fn open(&self) {
         self.0.add_permits(Semaphore::MAX_PERMITS / 2);
     }
 }
 
 /// Echoes the text once `gate` is open.
-pub fn gated(name: &str, gate: &Gate, concurrency: usize, queue: usize) -> Algorithm {
+pub(crate) fn gated(name: &str, gate: &Gate, concurrency: usize, queue: usize) -> Algorithm {
     let gate = gate.0.clone();
     Algorithm::from_async(name, move |input: ShoutPayload| {
         let gate = gate.clone();
@@ -92,7 +92,7 @@ pub fn gated(name: &str, gate: &Gate, concurrency: usize, queue: usize) -> Algor
 
 /// An algorithm whose loading finishes when the returned sender sends (or is dropped, which
 /// fails the load).
-pub fn slow_loading(name: &str) -> (Algorithm, mpsc::Sender<()>) {
+pub(crate) fn slow_loading(name: &str) -> (Algorithm, mpsc::Sender<()>) {
     let (release, released) = mpsc::channel::<()>();
     let algorithm = Algorithm::with_state(
         name,
@@ -107,7 +107,7 @@ pub fn slow_loading(name: &str) -> (Algorithm, mpsc::Sender<()>) {
 }
 
 /// An algorithm whose model cannot be loaded.
-pub fn broken(name: &str) -> Algorithm {
+pub(crate) fn broken(name: &str) -> Algorithm {
     Algorithm::with_state(
         name,
         || -> Result<(), AlgorithmError> { Err(AlgorithmError::internal("model file missing")) },
@@ -116,7 +116,7 @@ pub fn broken(name: &str) -> Algorithm {
 }
 
 /// An algorithm whose loader panics.
-pub fn panicking_loader(name: &str) -> Algorithm {
+pub(crate) fn panicking_loader(name: &str) -> Algorithm {
     Algorithm::with_state(
         name,
         || -> Result<(), AlgorithmError> { panic!("loader blew up") },

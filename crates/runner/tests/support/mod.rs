@@ -1,7 +1,7 @@
 //! Helpers shared by the runner's test binaries; each binary uses a part of them.
 #![allow(dead_code)]
 
-pub mod algorithms;
+pub(crate) mod algorithms;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -19,14 +19,14 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 /// An answer, read whole.
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
 
 impl Reply {
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|error| {
             panic!(
                 "not JSON ({error}): {}",
@@ -35,12 +35,12 @@ impl Reply {
         })
     }
 
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
     /// The `message` of an error body.
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         self.json()["message"]
             .as_str()
             .expect("an error body has a message")
@@ -48,18 +48,18 @@ impl Reply {
     }
 }
 
-pub fn post(path: &str, body: impl Into<Body>) -> Request<Body> {
+pub(crate) fn post(path: &str, body: impl Into<Body>) -> Request<Body> {
     Request::post(path)
         .header("content-type", "application/json")
         .body(body.into())
         .unwrap()
 }
 
-pub fn get(path: &str) -> Request<Body> {
+pub(crate) fn get(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).unwrap()
 }
 
-pub async fn send(router: &Router, request: Request<Body>) -> Reply {
+pub(crate) async fn send(router: &Router, request: Request<Body>) -> Reply {
     let response = router
         .clone()
         .oneshot(request)
@@ -78,14 +78,14 @@ pub async fn send(router: &Router, request: Request<Body>) -> Reply {
 }
 
 /// A runner's router with every algorithm loaded.
-pub async fn loaded_router(algorithms: Vec<Algorithm>, config: RunnerConfig) -> Router {
+pub(crate) async fn loaded_router(algorithms: Vec<Algorithm>, config: RunnerConfig) -> Router {
     let mut runner = Runner::new(algorithms, config).expect("a valid runner");
     runner.load().await.expect("every algorithm loads");
     runner.router()
 }
 
 /// Polls `check` every 20 ms until it holds, failing after 10 s.
-pub async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
+pub(crate) async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !check().await {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
@@ -94,13 +94,13 @@ pub async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
 }
 
 /// A runner serving on a real socket.
-pub struct Served {
+pub(crate) struct Served {
     pub base_url: String,
     pub shutdown: CancellationToken,
     pub task: JoinHandle<Result<(), RunnerError>>,
 }
 
-pub async fn serve(algorithms: Vec<Algorithm>, config: RunnerConfig) -> Served {
+pub(crate) async fn serve(algorithms: Vec<Algorithm>, config: RunnerConfig) -> Served {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
@@ -118,11 +118,11 @@ pub async fn serve(algorithms: Vec<Algorithm>, config: RunnerConfig) -> Served {
 }
 
 impl Served {
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
 
-    pub async fn wait_ready(&self) {
+    pub(crate) async fn wait_ready(&self) {
         let http = reqwest::Client::new();
         eventually("the runner is ready", async || {
             matches!(http.get(self.url("/ready")).send().await, Ok(response) if response.status() == 200)
@@ -131,12 +131,12 @@ impl Served {
     }
 
     /// Cancels the runner and returns what `serve` returned.
-    pub async fn stop(self) -> Result<(), RunnerError> {
+    pub(crate) async fn stop(self) -> Result<(), RunnerError> {
         self.shutdown.cancel();
         self.join().await
     }
 
-    pub async fn join(self) -> Result<(), RunnerError> {
+    pub(crate) async fn join(self) -> Result<(), RunnerError> {
         tokio::time::timeout(Duration::from_secs(15), self.task)
             .await
             .expect("the runner stops in time")
@@ -145,14 +145,14 @@ impl Served {
 }
 
 /// A discovery service on a real socket.
-pub struct Discovery {
+pub(crate) struct Discovery {
     pub addr: SocketAddr,
     shutdown: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
 }
 
 /// Short enough that expiry and heartbeats show within a test.
-pub fn quick_discovery() -> switchyard_discovery::Config {
+pub(crate) fn quick_discovery() -> switchyard_discovery::Config {
     switchyard_discovery::Config {
         ttl: Duration::from_millis(600),
         heartbeat_interval: Duration::from_millis(100),
@@ -160,7 +160,7 @@ pub fn quick_discovery() -> switchyard_discovery::Config {
     }
 }
 
-pub async fn start_discovery(
+pub(crate) async fn start_discovery(
     listener: TcpListener,
     config: switchyard_discovery::Config,
 ) -> Discovery {
@@ -179,15 +179,15 @@ pub async fn start_discovery(
 }
 
 impl Discovery {
-    pub fn base_url(&self) -> String {
+    pub(crate) fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    pub fn client(&self) -> DiscoveryClient {
+    pub(crate) fn client(&self) -> DiscoveryClient {
         DiscoveryClient::new(self.base_url(), None)
     }
 
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(5), self.task)
             .await
@@ -198,7 +198,7 @@ impl Discovery {
 }
 
 /// The value of one sample in Prometheus text, e.g. `switchyard_runner_in_flight{algorithm="slow"}`.
-pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(metrics: &str, series: &str) -> Option<f64> {
     metrics.lines().find_map(|line| {
         line.strip_prefix(series)?
             .strip_prefix(' ')?
