@@ -7,6 +7,9 @@
 //!
 //! Without ORT_DYLIB_PATH (or the feature) only tract is measured.
 
+// A measurement that fails has nothing to report: the unwrap's panic says what failed.
+#![allow(clippy::unwrap_used)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

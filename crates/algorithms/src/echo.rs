@@ -3,6 +3,7 @@
 use serde::Serialize;
 use switchyard_runner::{AlgorithmError, algorithm};
 
+/// What `echo` answers: enough to check a round trip carried the payload intact.
 #[derive(Debug, Serialize)]
 pub struct Echo {
     /// The text, as received.

@@ -3,7 +3,7 @@
 
 #[cfg(feature = "classifier")]
 pub mod classifier;
-mod echo;
+pub mod echo;
 pub mod image_input;
 #[cfg(feature = "language-detection")]
 pub mod language_detection;

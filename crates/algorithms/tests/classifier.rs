@@ -1,6 +1,9 @@
 //! The classifier's answers: right labels on real photos, scores that match an independent
 //! reference (Python ONNX Runtime + PIL, scripts/reference_scores.py), on each engine; its
 //! configuration and payload errors.
+
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
 #![cfg(feature = "classifier")]
 
 mod support;

@@ -2,6 +2,9 @@
 //! its header, before any pixel buffer exists: measured here by the largest single allocation
 //! made while loading it. Alone in its binary, so no other test's allocations are counted.
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -1,5 +1,8 @@
 //! `image_classifier` end to end on images served over HTTP by a local server: every way an
 //! image can fail to arrive or decode, with its status and message.
+
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
 #![cfg(feature = "classifier")]
 
 mod support;

@@ -1,5 +1,8 @@
 //! `image_classifier` hosted by a real runner, called over HTTP as the controller calls it: not
 //! ready until the model has loaded, then the seed's answers and error bodies.
+
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
 #![cfg(feature = "classifier")]
 
 mod support;

@@ -1,6 +1,9 @@
 //! `language_detection` and `ocr` as the controller sees them: hosted by a real runner, called
 //! over HTTP, answering the series' `{"result": ...}` or an error status with `{"message"}`.
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 use serde_json::{Value, json};
 use switchyard_algorithms::{Options, build};
 use switchyard_runner::{Runner, RunnerConfig};

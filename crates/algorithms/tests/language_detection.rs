@@ -1,5 +1,8 @@
 //! `language_detection` against lingua's real models: short sentences in many languages, and the
 //! texts that have no language.
+
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
 #![cfg(feature = "language-detection")]
 
 use std::sync::LazyLock;

@@ -1,5 +1,8 @@
 //! `ocr` with the real Tesseract on images this file renders with ImageMagick and the DejaVu fonts
 //! (scripts/setup-system.sh installs both): the text read must be the text drawn.
+
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
 #![cfg(feature = "ocr")]
 
 use std::process::Command;

@@ -21,7 +21,7 @@ const NAME: &str = "onnxruntime";
 /// The process's ONNX Runtime environment, or why it could not be created.
 static ENVIRONMENT: OnceLock<Result<Environment, String>> = OnceLock::new();
 
-pub struct OnnxRuntimeEngine {
+pub(super) struct OnnxRuntimeEngine {
     sessions: Vec<Mutex<Session>>,
     /// Where the next call starts looking for a free session, so calls spread over the pool.
     next: AtomicUsize,
@@ -31,7 +31,7 @@ pub struct OnnxRuntimeEngine {
 
 impl OnnxRuntimeEngine {
     /// Loads the library at `library` (once per process), then `sessions` sessions of `model`.
-    pub fn load(
+    pub(super) fn load(
         library: &Path,
         model: &[u8],
         size: usize,

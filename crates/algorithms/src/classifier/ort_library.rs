@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 /// Where the library was found, for the log line that says which engine runs and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
+pub(super) struct Found {
     pub path: PathBuf,
     pub how: &'static str,
 }
@@ -23,7 +23,7 @@ const SYSTEM_DIRS: [&str; 5] = [
 
 /// The first place that has the library. `ORT_DYLIB_PATH` is returned even when the file is
 /// missing, so a wrong setting is reported, not silently replaced.
-pub fn find() -> Option<Found> {
+pub(super) fn find() -> Option<Found> {
     if let Some(path) = std::env::var_os("ORT_DYLIB_PATH").filter(|path| !path.is_empty()) {
         return Some(Found {
             path: PathBuf::from(path),

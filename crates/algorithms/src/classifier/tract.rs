@@ -14,7 +14,7 @@ use super::engine::{Engine, EngineError};
 
 const NAME: &str = "tract";
 
-pub struct TractEngine {
+pub(super) struct TractEngine {
     model: Arc<TypedRunnableModel>,
     /// Side of the square input images.
     size: usize,
@@ -22,7 +22,7 @@ pub struct TractEngine {
 
 impl TractEngine {
     /// Parses and optimises `model` for inputs [1, 3, size, size].
-    pub fn load(model: &[u8], size: usize) -> Result<Self, EngineError> {
+    pub(super) fn load(model: &[u8], size: usize) -> Result<Self, EngineError> {
         let load = |message: TractError| EngineError::Load {
             engine: NAME,
             message: format!("{message:#}"),

@@ -104,7 +104,7 @@ fn restriction_v6(ip: Ipv6Addr) -> Option<Restricted> {
 
 /// Refuses `url` when its host is a literal restricted IP address. Host names are left to
 /// [`PublicOnlyResolver`]: the client never asks a resolver about a literal address.
-pub fn check_literal_host(url: &Url) -> Result<(), ImageInputError> {
+pub(super) fn check_literal_host(url: &Url) -> Result<(), ImageInputError> {
     let ip = match url.host() {
         Some(Host::Ipv4(v4)) => IpAddr::V4(v4),
         Some(Host::Ipv6(v6)) => IpAddr::V6(v6),
@@ -121,7 +121,7 @@ pub fn check_literal_host(url: &Url) -> Result<(), ImageInputError> {
 
 /// The system resolver, minus restricted addresses. A name with no public address at all fails
 /// with [`ImageInputError::RefusedAddress`], which the fetch finds again in the error's sources.
-pub struct PublicOnlyResolver;
+pub(super) struct PublicOnlyResolver;
 
 impl Resolve for PublicOnlyResolver {
     fn resolve(&self, name: Name) -> Resolving {

@@ -74,7 +74,7 @@ impl Pending {
 
 /// Parses Tesseract's TSV. Rows that are not data (a header, a malformed row) are skipped: one
 /// odd row must not cost the whole page. Lines without a word are dropped.
-pub fn parse(tsv: &str) -> Page {
+pub(super) fn parse(tsv: &str) -> Page {
     let mut page = Page {
         lines: Vec::new(),
         paragraphs: Vec::new(),

@@ -15,7 +15,7 @@ use switchyard_algorithms::image_input::ImageInputOptions;
 use switchyard_algorithms::image_input::ImageLoader;
 
 /// The photos with a stable top-1 label, and the labels accepted for each.
-pub const EXPECTED: [(&str, &[&str]); 7] = [
+pub(crate) const EXPECTED: [(&str, &[&str]); 7] = [
     ("coffee.png", &["espresso"]),
     ("camera.png", &["tripod"]),
     ("motorcycle_left.png", &["moped"]),
@@ -26,19 +26,19 @@ pub const EXPECTED: [(&str, &[&str]); 7] = [
     ("chelsea.png", &["tiger cat", "Egyptian cat"]),
 ];
 
-pub fn testdata(name: &str) -> PathBuf {
+pub(crate) fn testdata(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("testdata")
         .join(name)
 }
 
-pub fn image_bytes(name: &str) -> Vec<u8> {
+pub(crate) fn image_bytes(name: &str) -> Vec<u8> {
     std::fs::read(testdata("images").join(name)).expect("test image")
 }
 
 #[cfg(feature = "classifier")]
 /// The built-in model on tract, loaded once per test binary (a second or two).
-pub fn tract_model() -> Arc<Model> {
+pub(crate) fn tract_model() -> Arc<Model> {
     static MODEL: LazyLock<Arc<Model>> = LazyLock::new(|| {
         let options = ClassifierOptions {
             engine: EngineChoice::Tract,
@@ -50,7 +50,7 @@ pub fn tract_model() -> Arc<Model> {
 }
 
 /// Image options for images served by a test server on 127.0.0.1.
-pub fn local_images() -> ImageInputOptions {
+pub(crate) fn local_images() -> ImageInputOptions {
     ImageInputOptions {
         allow_private_urls: true,
         fetch_timeout: Duration::from_secs(5),
@@ -61,12 +61,12 @@ pub fn local_images() -> ImageInputOptions {
 #[cfg(feature = "classifier")]
 /// The classifier as the runner hosts it, over the shared tract model. Built per test: an HTTP
 /// client's pooled connections belong to the runtime of the test that opened them.
-pub fn classifier(images: ImageInputOptions) -> ImageClassifier {
+pub(crate) fn classifier(images: ImageInputOptions) -> ImageClassifier {
     ImageClassifier::new(tract_model(), ImageLoader::new(images).unwrap())
 }
 
 /// Serves `router` on an ephemeral port of 127.0.0.1 for the rest of the test.
-pub async fn serve(router: Router) -> SocketAddr {
+pub(crate) async fn serve(router: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -75,7 +75,7 @@ pub async fn serve(router: Router) -> SocketAddr {
 
 /// A PNG whose header claims `width` x `height` RGB pixels, with a few bytes of image data:
 /// what a decompression bomb looks like to a decoder that trusts headers.
-pub fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+pub(crate) fn png_claiming(width: u32, height: u32) -> Vec<u8> {
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
     let mut header = Vec::new();
     header.extend_from_slice(&width.to_be_bytes());
