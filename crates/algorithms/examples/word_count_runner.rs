@@ -51,6 +51,7 @@ fn default_top() -> usize {
 }
 
 /// Words too common to be keywords; loaded once, shared by every call.
+#[derive(Debug)]
 pub struct StopWords(HashSet<String>);
 
 impl StopWords {

@@ -60,7 +60,9 @@ pub struct Detection {
 /// One of the most likely languages.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Candidate {
+    /// ISO 639-1 code.
     pub language: String,
+    /// Confidence, from 0 to 1.
     pub probability: f64,
 }
 
@@ -82,6 +84,7 @@ pub enum Undetermined {
 #[derive(Debug, thiserror::Error)]
 #[error("language '{code}' is not detected by this build; it detects: {}", available.join(", "))]
 pub struct UnknownLanguage {
+    /// The code that was asked for.
     pub code: String,
     /// Every ISO 639-1 code the build detects, to correct the configuration with.
     pub available: Vec<String>,
@@ -105,6 +108,13 @@ pub fn language_detection_algorithm(languages: &[String]) -> Algorithm {
 /// A loaded lingua detector; cheap to share, every call reads it without locking.
 pub struct LanguageDetector {
     detector: lingua::LanguageDetector,
+}
+
+/// lingua's detector has no `Debug` of its own.
+impl std::fmt::Debug for LanguageDetector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LanguageDetector").finish_non_exhaustive()
+    }
 }
 
 impl LanguageDetector {

@@ -20,6 +20,7 @@ use switchyard_runner::Algorithm;
 pub struct Options {
     /// How image algorithms fetch and decode their input.
     pub image_input: image_input::ImageInputOptions,
+    /// Which model `image_classifier` loads, and on which engine.
     #[cfg(feature = "classifier")]
     pub classifier: classifier::ClassifierOptions,
     /// ISO 639-1 codes `language_detection` is limited to; empty: every language of this build.
@@ -50,6 +51,7 @@ pub fn available() -> Vec<&'static str> {
 #[derive(Debug, thiserror::Error)]
 #[error("unknown algorithm '{name}'; this build hosts: {}", available().join(", "))]
 pub struct UnknownAlgorithm {
+    /// The name that was asked for.
     pub name: String,
 }
 

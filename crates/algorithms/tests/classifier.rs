@@ -262,7 +262,7 @@ fn runs_a_model_given_as_files_with_its_own_input_size() {
 
 #[test]
 fn refuses_to_start_on_a_bad_configuration() {
-    let start = |options: ClassifierOptions| Model::load(&options, 1).err().expect("refused");
+    let start = |options: ClassifierOptions| Model::load(&options, 1).expect_err("refused");
 
     let error = start(custom(
         "efficientnet_lite0.onnx",

@@ -369,7 +369,7 @@ fn a_default_language_that_is_not_installed_stops_the_start() {
         ocr_language: Some("deu".into()),
         ..Options::default()
     };
-    let error = Ocr::load(&options).err().expect("refused");
+    let error = Ocr::load(&options).expect_err("refused");
     assert!(
         error
             .to_string()
@@ -380,7 +380,7 @@ fn a_default_language_that_is_not_installed_stops_the_start() {
         tessdata_dir: Some("/nonexistent/tessdata".into()),
         ..Options::default()
     };
-    let error = Ocr::load(&options).err().expect("refused");
+    let error = Ocr::load(&options).expect_err("refused");
     assert!(
         error.to_string().contains("/nonexistent/tessdata"),
         "{error}"
@@ -407,7 +407,7 @@ async fn without_tesseract_ocr_is_unavailable_with_the_install_command_and_the_r
         tesseract_library: Some("/nonexistent/libtesseract.so.5".into()),
         ..Options::default()
     };
-    let error = Ocr::load(&options).err().expect("no library, no ocr");
+    let error = Ocr::load(&options).expect_err("no library, no ocr");
     let message = error.to_string();
     for needed in [
         "Tesseract is not available (/nonexistent/libtesseract.so.5: ",

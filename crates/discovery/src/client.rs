@@ -32,7 +32,12 @@ impl std::fmt::Debug for DiscoveryClient {
 pub enum ClientError {
     /// Discovery could not be reached or did not answer in time: try again later.
     #[error("discovery at {url} is unreachable: {source}")]
-    Unreachable { url: String, source: reqwest::Error },
+    Unreachable {
+        /// The URL that was called.
+        url: String,
+        /// What the HTTP client said.
+        source: reqwest::Error,
+    },
     /// Discovery does not know this runner (it restarted, or the entry expired): register again.
     #[error("discovery does not know runner '{0}'")]
     UnknownRunner(String),
@@ -41,10 +46,16 @@ pub enum ClientError {
     Unauthorized,
     /// Any other answer.
     #[error("discovery answered {status}: {body}")]
-    Unexpected { status: u16, body: String },
+    Unexpected {
+        /// The status discovery answered.
+        status: u16,
+        /// Its body, for the message.
+        body: String,
+    },
 }
 
 impl DiscoveryClient {
+    /// A client of the discovery at `base_url`, sending `token` when discovery requires one.
     pub fn new(base_url: impl Into<String>, token: Option<String>) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
@@ -57,10 +68,12 @@ impl DiscoveryClient {
         }
     }
 
+    /// Discovery's base URL, without a trailing slash.
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
 
+    /// Announces a runner, or updates its entry; the answer says how often to heartbeat.
     pub async fn register(
         &self,
         registration: &RunnerRegistration,
@@ -82,6 +95,8 @@ impl DiscoveryClient {
         check(response, runner_id).await.map(drop)
     }
 
+    /// Removes a runner on shutdown, so no task is routed to it meanwhile; a runner discovery
+    /// has already forgotten counts as removed.
     pub async fn deregister(&self, runner_id: &str) -> Result<(), ClientError> {
         let response = self
             .send(self.http.delete(self.url(&format!("/runners/{runner_id}"))))
@@ -204,7 +219,9 @@ pub struct Schemas {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("runner at {base_url} did not serve its schemas: {reason}")]
 pub struct RunnerUnreachable {
+    /// The runner that did not answer.
     pub base_url: String,
+    /// Why its schemas could not be read.
     pub reason: String,
 }
 

@@ -132,7 +132,15 @@ mod tests {
             ..Config::default()
         };
         let client = DiscoveryClient::new("http://discovery:8500", Some("s3cret-token".into()));
-        for shown in [format!("{config:?}"), format!("{client:?}")] {
+        let state = AppState::new(
+            Registry::new(config.ttl, config.heartbeat_interval),
+            config.token.clone(),
+        );
+        for shown in [
+            format!("{config:?}"),
+            format!("{client:?}"),
+            format!("{state:?}"),
+        ] {
             assert!(!shown.contains("s3cret-token"), "{shown}");
             assert!(shown.contains("<redacted>"), "{shown}");
         }

@@ -56,6 +56,8 @@ enum Preference {
 }
 
 impl Registry {
+    /// An empty registry that forgets a runner silent for `ttl` and tells runners to heartbeat
+    /// every `heartbeat_interval`.
     pub fn new(ttl: Duration, heartbeat_interval: Duration) -> Registry {
         Registry {
             ttl,

@@ -28,7 +28,17 @@ pub struct AppState {
     token: Option<Arc<str>>,
 }
 
+/// Leaves the token out, and the registry, which would need its lock.
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
 impl AppState {
+    /// The state of a discovery serving `registry`, requiring `token` for changes when set.
     pub fn new(registry: Registry, token: Option<String>) -> AppState {
         AppState {
             registry: Arc::new(Mutex::new(registry)),

@@ -15,6 +15,8 @@ use proc_macro::TokenStream;
 use quote::{format_ident, quote};
 use syn::{FnArg, ItemFn, LitStr, Pat, parse_macro_input, spanned::Spanned};
 
+/// Turns a function into a runner algorithm: adds its payload struct and its
+/// `<name>_algorithm()` constructor beside it (see the crate's documentation).
 #[proc_macro_attribute]
 pub fn algorithm(attr: TokenStream, item: TokenStream) -> TokenStream {
     let function = parse_macro_input!(item as ItemFn);
@@ -59,7 +61,9 @@ fn expand(mut function: ItemFn, name: Option<LitStr>) -> syn::Result<proc_macro2
         let ident = &pat.ident;
         let ty = &typed.ty;
         let attrs = &typed.attrs;
-        fields.push(quote! { #(#attrs)* pub #ident: #ty });
+        // Parameters cannot carry doc comments, so each field says where it goes.
+        let field_doc = format!("The `{ident}` argument of `{fn_ident}`.");
+        fields.push(quote! { #[doc = #field_doc] #(#attrs)* pub #ident: #ty });
         args.push(quote! { payload.#ident });
     }
 

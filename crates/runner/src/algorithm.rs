@@ -28,15 +28,26 @@ pub enum AlgorithmError {
     /// The request cannot succeed as sent (bad input, an image that cannot be fetched...).
     /// `status` is the HTTP status answered: 4xx, or the status a fetch received, as the seed does.
     #[error("{message}")]
-    Client { status: u16, message: String },
+    Client {
+        /// The HTTP status answered.
+        status: u16,
+        /// What was wrong, for the caller.
+        message: String,
+    },
     /// The algorithm failed on a valid request: a 500, worth retrying elsewhere.
     #[error("{message}")]
-    Internal { message: String },
+    Internal {
+        /// What failed, for the caller and the logs.
+        message: String,
+    },
     /// Returned by a loader: what the algorithm needs is not on this machine (an engine, a
     /// model). The runner serves its other algorithms and reports this one unavailable, with
     /// `message`, which says how to install what is missing.
     #[error("{message}")]
-    Unavailable { message: String },
+    Unavailable {
+        /// What is missing and the command that installs it.
+        message: String,
+    },
 }
 
 impl AlgorithmError {
@@ -53,6 +64,7 @@ impl AlgorithmError {
         }
     }
 
+    /// The algorithm failed on a valid request: answered 500, so the controller retries.
     pub fn internal(message: impl Into<String>) -> Self {
         AlgorithmError::Internal {
             message: message.into(),
@@ -66,6 +78,7 @@ impl AlgorithmError {
         }
     }
 
+    /// The HTTP status the runner answers with this error.
     pub fn status(&self) -> u16 {
         match self {
             AlgorithmError::Client { status, .. } => *status,
@@ -127,6 +140,16 @@ pub struct Algorithm {
     pub(crate) schema: Value,
     pub(crate) limits: Limits,
     pub(crate) loader: Loader,
+}
+
+/// The loader is a closure; the name and limits identify the algorithm.
+impl std::fmt::Debug for Algorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Algorithm")
+            .field("name", &self.name)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Algorithm {
@@ -197,14 +220,17 @@ impl Algorithm {
         self
     }
 
+    /// The name it is served under: `POST /run/{name}`.
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// The JSON schema payloads are validated against.
     pub fn schema(&self) -> &Value {
         &self.schema
     }
 
+    /// How many calls run at once and how many may wait.
     pub fn limits(&self) -> Limits {
         self.limits
     }

@@ -12,21 +12,34 @@ use crate::AlgorithmError;
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
     #[error("a runner needs at least one algorithm")]
+    /// A runner was built with no algorithm to serve.
     NoAlgorithms,
     #[error(
         "algorithm name '{0}' must be 1 to 128 characters of A-Z, a-z, 0-9, '_', '.', '-': it is a URL path segment"
     )]
+    /// The name cannot be a URL path segment.
     InvalidName(String),
     #[error("algorithm '{0}' is registered twice")]
+    /// Two algorithms share a name, so one could never be called.
     DuplicateAlgorithm(String),
     #[error("default algorithm '{name}' is not hosted by this runner; it hosts: {}", hosted.join(", "))]
-    UnknownDefault { name: String, hosted: Vec<String> },
-    #[error("algorithm '{name}' failed to load: {source}")]
-    Load {
+    /// `default_algorithm` names an algorithm the runner does not host.
+    UnknownDefault {
+        /// The default that was asked for.
         name: String,
+        /// What the runner hosts instead.
+        hosted: Vec<String>,
+    },
+    #[error("algorithm '{name}' failed to load: {source}")]
+    /// An algorithm's loader failed for a reason other than a missing system library.
+    Load {
+        /// The algorithm.
+        name: String,
+        /// What its loader said.
         source: AlgorithmError,
     },
     #[error("the runner's listener failed: {0}")]
+    /// Accepting connections failed.
     Io(#[from] std::io::Error),
 }
 

@@ -51,7 +51,19 @@ pub struct Runner {
     grace_period: Duration,
 }
 
+/// Shows where the runner says it lives and whom it tells; the rest is shared serving state.
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("advertise_url", &self.advertise_url)
+            .field("discovery", &self.discovery)
+            .field("grace_period", &self.grace_period)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Runner {
+    /// Checks the algorithms' names and the configuration; nothing is loaded or bound yet.
     pub fn new(algorithms: Vec<Algorithm>, config: RunnerConfig) -> Result<Runner, RunnerError> {
         if algorithms.is_empty() {
             return Err(RunnerError::NoAlgorithms);

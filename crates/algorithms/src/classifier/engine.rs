@@ -24,19 +24,25 @@ pub enum EngineError {
     /// The engine cannot be used at all in this build or environment: a configuration error.
     #[error("the {engine} engine is not available: {reason}")]
     Unavailable {
+        /// The engine that was asked for.
         engine: &'static str,
+        /// Why it cannot run here, with what to install.
         reason: String,
     },
     /// The model is not one the engine can run: a configuration error.
     #[error("{engine} cannot load the model: {message}")]
     Load {
+        /// The engine that refused the model.
         engine: &'static str,
+        /// The engine's own words.
         message: String,
     },
     /// An inference failed; the model was loaded, so this is a fault of the engine, not the input.
     #[error("{engine} inference failed: {message}")]
     Run {
+        /// The engine the call ran on.
         engine: &'static str,
+        /// The engine's own words.
         message: String,
     },
 }
@@ -47,7 +53,9 @@ pub enum EngineChoice {
     /// ONNX Runtime when its library can be found and this build has it, tract otherwise.
     #[default]
     Auto,
+    /// tract, in pure Rust: always there, slower on large batches.
     Tract,
+    /// ONNX Runtime, loaded at run time: fails to load when the machine lacks its library.
     OnnxRuntime,
 }
 

@@ -34,31 +34,47 @@ pub const MAX_TOP_K: usize = 20;
 /// Which model runs, on which engine, with which preprocessing.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClassifierOptions {
+    /// Which engine runs the model.
     pub engine: EngineChoice,
     /// An ONNX classifier to run instead of the built-in EfficientNet-Lite0.
     pub model: Option<PathBuf>,
     /// Labels of the model's classes, one a line, in class order; required with `model`.
     pub labels: Option<PathBuf>,
+    /// How images are resized, cropped and normalised into the model's input.
     pub preprocessing: Preprocessing,
 }
 
 /// The classifier cannot start as configured, or failed on a valid image.
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifierError {
+    /// A model or labels file could not be read.
     #[error("cannot read the {what} file {}: {source}", path.display())]
     Read {
+        /// Which file: `model` or `labels`.
         what: &'static str,
+        /// Where it was looked for.
         path: PathBuf,
+        /// What the file system said.
         source: std::io::Error,
     },
+    /// A custom model was given without the labels that name its classes.
     #[error("a custom model needs its labels file too")]
     MissingLabels,
+    /// The labels file does not match the model: every class needs exactly one label.
     #[error("the model gives {classes} class scores but there are {labels} labels")]
-    LabelCount { labels: usize, classes: usize },
+    LabelCount {
+        /// Lines of the labels file.
+        labels: usize,
+        /// Scores the model gives.
+        classes: usize,
+    },
+    /// The preprocessing settings cannot produce the model's input.
     #[error("preprocessing: {0}")]
     Preprocessing(String),
+    /// The engine could not load or run the model.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The HTTP client that fetches images could not be built (TLS set-up).
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
 }
@@ -67,6 +83,7 @@ pub enum ClassifierError {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImageClassifierPayload {
+    /// The image: `image_url` or `image_base64`.
     #[serde(flatten)]
     pub image: ImageInput,
     /// List the k most likely labels under `top` (1 to 20).
@@ -106,6 +123,7 @@ pub fn image_classifier_algorithm(
 }
 
 /// The loaded algorithm: an image loader and a model.
+#[derive(Debug)]
 pub struct ImageClassifier {
     loader: ImageLoader,
     model: Arc<Model>,
@@ -130,10 +148,12 @@ impl ImageClassifier {
         ImageClassifier { loader, model }
     }
 
+    /// The loaded model, to share with another classifier or measure directly.
     pub fn model(&self) -> &Arc<Model> {
         &self.model
     }
 
+    /// Classifies the payload's image: fetch or decode it, preprocess, infer off the reactor, and rank the labels.
     pub async fn classify(
         &self,
         payload: ImageClassifierPayload,

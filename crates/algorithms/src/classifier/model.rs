@@ -21,14 +21,28 @@ pub const DEFAULT_LABELS: &str =
 /// One label and its probability.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Score {
+    /// The class's name, from the labels file.
     pub label: String,
+    /// Its probability, from 0 to 1.
     pub score: f32,
 }
 
+/// An image classification model loaded on one engine, with its labels and preprocessing.
 pub struct Model {
     engine: Box<dyn Engine>,
     labels: Vec<String>,
     preprocessing: Preprocessing,
+}
+
+/// The engine is a trait object; its name says enough.
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("engine", &self.engine.name())
+            .field("labels", &self.labels.len())
+            .field("preprocessing", &self.preprocessing)
+            .finish()
+    }
 }
 
 impl Model {
@@ -84,10 +98,12 @@ impl Model {
         Ok(loaded)
     }
 
+    /// The engine running the model, for logs and benchmark tables.
     pub fn engine_name(&self) -> &'static str {
         self.engine.name()
     }
 
+    /// How this model wants its input images prepared.
     pub fn preprocessing(&self) -> &Preprocessing {
         &self.preprocessing
     }

@@ -11,7 +11,9 @@ use image::RgbImage;
 /// Per-channel `(x - mean) / std`, on 0-255 pixel values.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Normalization {
+    /// Subtracted from each RGB channel (0 to 1) first.
     pub mean: [f32; 3],
+    /// Each channel is divided by it next.
     pub std: [f32; 3],
 }
 
@@ -82,6 +84,7 @@ pub struct Preprocessing {
     pub resize: u32,
     /// Side of the square kept at the centre: the model's input size.
     pub crop: u32,
+    /// Per-channel mean and standard deviation the model was trained with.
     pub normalization: Normalization,
 }
 
@@ -96,6 +99,7 @@ impl Default for Preprocessing {
 }
 
 impl Preprocessing {
+    /// Refuses settings that cannot produce a crop of the model's input size, before a model is loaded with them.
     pub fn validate(&self) -> Result<(), String> {
         if self.crop == 0 || self.crop > self.resize {
             return Err(format!(

@@ -16,7 +16,9 @@ use super::ImageInputError;
 /// Why an address is refused by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Restricted {
+    /// 0.0.0.0 and ::, which reach the local host.
     Unspecified,
+    /// 127/8 and ::1: the runner's own host.
     Loopback,
     /// RFC 1918: 10/8, 172.16/12, 192.168/16.
     Private,
@@ -26,6 +28,7 @@ pub enum Restricted {
     LinkLocal,
     /// fc00::/7, IPv6's private range.
     UniqueLocal,
+    /// 224/4 and ff00::/8, never a single image host.
     Multicast,
     /// 255.255.255.255 and the reserved 240/4.
     Broadcast,

@@ -11,40 +11,66 @@ use switchyard_runner::AlgorithmError;
 /// [`is_transient`]: ImageInputError::is_transient
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ImageInputError {
+    /// The payload gives neither or both image fields.
     #[error("the payload must give exactly one of 'image_url' and 'image_base64'; it gives {0}")]
     Source(&'static str),
+    /// `image_url` does not parse as a URL.
     #[error("image_url is not a valid URL: {0}")]
     InvalidUrl(String),
+    /// `image_url` is not http or https.
     #[error("image_url must be an http or https URL, not {0}")]
     UnsupportedScheme(String),
+    /// `image_base64` does not decode.
     #[error("image_base64 is not valid base64: {0}")]
     InvalidBase64(String),
     #[error(
         "image_url host {host} is refused: {reason}; private addresses are not fetched unless allow_private_urls is set"
     )]
-    RefusedAddress { host: String, reason: String },
+    /// The host resolves to an address a payload may not make the runner reach.
+    RefusedAddress {
+        /// The host as the URL names it.
+        host: String,
+        /// Which restricted range its address falls in.
+        reason: String,
+    },
     /// The image host answered an error status: the seed's message, answered with that status.
     #[error("Error fetching request image, received {status}")]
-    HttpStatus { status: u16 },
+    HttpStatus {
+        /// The status the image host answered.
+        status: u16,
+    },
+    /// The image host could not be reached.
     #[error("Error fetching request image: {0}")]
     Unreachable(String),
+    /// The fetch took longer than its budget.
     #[error("Error fetching request image: no complete answer within {} s", .0.as_secs_f64())]
     Timeout(Duration),
+    /// The image host redirected too often, or somewhere refused.
     #[error("Error fetching request image: {0}")]
     Redirect(String),
+    /// The image is larger than `max_bytes`.
     #[error("the image is larger than the limit of {limit} bytes")]
-    TooLarge { limit: u64 },
+    TooLarge {
+        /// `max_bytes`, the limit it exceeds.
+        limit: u64,
+    },
+    /// The image's header claims more pixels than `max_pixels`: refused before decoding.
     #[error("the image is {width}x{height} pixels; at most {max_pixels} pixels are accepted")]
     TooManyPixels {
+        /// Width the header claims.
         width: u32,
+        /// Height the header claims.
         height: u32,
+        /// The limit it exceeds.
         max_pixels: u64,
     },
     /// The decoder's own limits (side length, memory) refused the image.
     #[error("the image is too large to decode: {0}")]
     TooLargeToDecode(String),
+    /// The bytes are in no format this build decodes.
     #[error("the content is not an image in a supported format (PNG, JPEG, GIF or WebP)")]
     NotAnImage,
+    /// The format is known but the data is broken.
     #[error("the image cannot be decoded: {0}")]
     Undecodable(String),
 }

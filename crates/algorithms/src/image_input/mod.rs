@@ -34,6 +34,7 @@ pub struct ImageInput {
 }
 
 impl ImageInput {
+    /// An image to fetch from `url`.
     pub fn url(url: impl Into<String>) -> Self {
         ImageInput {
             image_url: Some(url.into()),
@@ -41,6 +42,7 @@ impl ImageInput {
         }
     }
 
+    /// An image carried in the payload, base64-encoded.
     pub fn base64(encoded: impl Into<String>) -> Self {
         ImageInput {
             image_url: None,
@@ -53,7 +55,9 @@ impl ImageInput {
 pub const DEFAULT_MAX_BYTES: u64 = 20 * 1024 * 1024;
 /// Pixels of an image accepted by default: 8000x8000; 192 MB once decoded to RGB.
 pub const DEFAULT_MAX_PIXELS: u64 = 64_000_000;
+/// Budget of a whole fetch by default: an image host slower than this is treated as down.
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Redirects followed by default: enough for a CDN, not a loop.
 pub const DEFAULT_MAX_REDIRECTS: usize = 5;
 
 /// How images are fetched and decoded.
@@ -68,6 +72,7 @@ pub struct ImageInputOptions {
     pub max_pixels: u64,
     /// Budget of a whole fetch: connection, redirects and body.
     pub fetch_timeout: Duration,
+    /// Redirects followed before a fetch fails; each hop's address is checked like the first.
     pub max_redirects: usize,
 }
 
@@ -99,6 +104,7 @@ impl ImageLoader {
         })
     }
 
+    /// The limits this loader applies.
     pub fn options(&self) -> &ImageInputOptions {
         &self.options
     }

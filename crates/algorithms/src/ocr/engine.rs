@@ -15,8 +15,15 @@ use super::tsv::{self, Page};
 /// Tesseract cannot read an image it was given.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// Tesseract could not load the language's model from the tessdata directory.
     #[error("Tesseract cannot load language '{language}' from {dir}")]
-    Init { language: String, dir: String },
+    Init {
+        /// The language setting, e.g. `eng+deu`.
+        language: String,
+        /// The tessdata directory.
+        dir: String,
+    },
+    /// Tesseract loaded but failed on this image.
     #[error("Tesseract failed: {0}")]
     Recognition(String),
 }
@@ -34,7 +41,19 @@ pub struct EnginePool {
     max_idle: usize,
 }
 
+/// Which library and data serve; the idle engines are raw handles behind a lock, left out.
+impl std::fmt::Debug for EnginePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnginePool")
+            .field("library", &self.library)
+            .field("tessdata", &self.tessdata)
+            .field("max_idle", &self.max_idle)
+            .finish_non_exhaustive()
+    }
+}
+
 impl EnginePool {
+    /// A pool that creates engines on demand and keeps at most `max_idle` of them between calls.
     pub fn new(library: Arc<TesseractLibrary>, tessdata: Tessdata, max_idle: usize) -> Self {
         EnginePool {
             library,
@@ -44,6 +63,7 @@ impl EnginePool {
         }
     }
 
+    /// The language data the pool's engines read.
     pub fn tessdata(&self) -> &Tessdata {
         &self.tessdata
     }

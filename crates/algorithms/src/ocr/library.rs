@@ -50,6 +50,16 @@ pub struct LibraryError {
     tried: String,
 }
 
+/// Which Tesseract, from where; the rest are function pointers.
+impl std::fmt::Debug for TesseractLibrary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TesseractLibrary")
+            .field("version", &self.version)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
 impl TesseractLibrary {
     /// Loads `configured`, or the first of the usual names the dynamic loader finds.
     pub fn load(configured: Option<&PathBuf>) -> Result<Arc<Self>, LibraryError> {
@@ -112,14 +122,37 @@ unsafe impl Send for Engine {}
 /// Tesseract refused: an initialisation or a recognition failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineFailure {
+    /// `TessBaseAPIInit3` refused the language or data path.
     #[error("cannot load language '{language}' from {datapath}")]
-    Init { language: String, datapath: String },
+    Init {
+        /// The language setting, e.g. `eng+deu`.
+        language: String,
+        /// The tessdata directory.
+        datapath: String,
+    },
+    /// `TessBaseAPIRecognize` failed.
     #[error("recognition failed")]
     Recognize,
+    /// The image's sides do not fit Tesseract's `int` arguments.
     #[error("an image of {width}x{height} is too large for Tesseract")]
-    TooLarge { width: u32, height: u32 },
+    TooLarge {
+        /// In pixels.
+        width: u32,
+        /// In pixels.
+        height: u32,
+    },
+    /// A string cannot be passed to C.
     #[error("a path or language contains a NUL byte")]
     Nul,
+}
+
+/// The engine is an opaque handle: the library serving it is what can be shown.
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("library", &self.library)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Engine {

@@ -35,6 +35,7 @@ pub const DEFAULT_LANGUAGE: &str = "eng";
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OcrPayload {
+    /// The image: `image_url` or `image_base64`.
     #[serde(flatten)]
     pub image: ImageInput,
     /// Tesseract language of the text (`eng`, `deu`...), or several joined by `+` (`eng+deu`);
@@ -58,14 +59,19 @@ pub struct OcrResult {
 /// The OCR algorithm cannot start as configured.
 #[derive(Debug, thiserror::Error)]
 pub enum OcrError {
+    /// No usable language data was found.
     #[error(transparent)]
     Tessdata(#[from] TessdataError),
+    /// The configured default language is not installed.
     #[error("the default OCR language: {0}")]
     DefaultLanguage(#[from] UnknownOcrLanguage),
+    /// A first engine could not be created.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The Tesseract library could not be loaded.
     #[error(transparent)]
     Library(#[from] library::LibraryError),
+    /// The HTTP client that fetches images could not be built (TLS set-up).
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
 }
@@ -88,6 +94,7 @@ pub fn ocr_algorithm(options: &Options) -> Algorithm {
 }
 
 /// The loaded algorithm: an image loader, the default language and the engines.
+#[derive(Debug)]
 pub struct Ocr {
     loader: ImageLoader,
     default_language: String,
@@ -125,6 +132,7 @@ impl Ocr {
         })
     }
 
+    /// The engine pool, to see which library and language data serve.
     pub fn pool(&self) -> &Arc<EnginePool> {
         &self.pool
     }

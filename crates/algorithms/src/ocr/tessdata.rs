@@ -35,12 +35,20 @@ pub enum TessdataError {
     #[error(
         "no Tesseract language data found (looked in {looked}); install it with `sudo apt-get install tesseract-ocr-eng` (Debian, Ubuntu) or set --tessdata-dir"
     )]
-    NotFound { looked: String },
+    /// No directory with language data was found.
+    NotFound {
+        /// The places looked in, for the message.
+        looked: String,
+    },
+    /// The tessdata directory exists but cannot be listed.
     #[error("cannot read the tessdata directory {}: {source}", dir.display())]
     Unreadable {
+        /// The directory.
         dir: PathBuf,
+        /// What the file system said.
         source: std::io::Error,
     },
+    /// The directory holds no `*.traineddata`.
     #[error("the tessdata directory {} holds no language model (*.traineddata)", .0.display())]
     Empty(PathBuf),
 }
@@ -49,7 +57,9 @@ pub enum TessdataError {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("OCR language '{requested}' is not installed; installed: {}", installed.join(", "))]
 pub struct UnknownOcrLanguage {
+    /// The language setting asked for, e.g. `eng+deu`.
     pub requested: String,
+    /// The languages the tessdata directory has.
     pub installed: Vec<String>,
 }
 
@@ -109,6 +119,7 @@ impl Tessdata {
         })
     }
 
+    /// Where the language data is read from.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -14,6 +14,7 @@ pub struct Line {
     pub text: String,
     /// Mean confidence of its words, from 0 to 1, to four decimals.
     pub confidence: f64,
+    /// Where the line stands on the image.
     #[serde(rename = "box")]
     pub bounding_box: BoundingBox,
 }
@@ -21,14 +22,20 @@ pub struct Line {
 /// A rectangle in image pixels; the origin is the top-left corner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct BoundingBox {
+    /// Left edge, in pixels from the image's left.
     pub x: u32,
+    /// Top edge, in pixels from the image's top.
     pub y: u32,
+    /// In pixels.
     pub width: u32,
+    /// In pixels.
     pub height: u32,
 }
 
 /// Lines of a page, in reading order, each with the paragraph it belongs to.
+#[derive(Debug)]
 pub struct Page {
+    /// The lines, top to bottom.
     pub lines: Vec<Line>,
     /// (block, paragraph) of each line: where the full text needs a blank line.
     paragraphs: Vec<(u32, u32)>,
