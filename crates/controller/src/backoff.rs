@@ -5,7 +5,9 @@ use std::time::Duration;
 /// Exponential backoff: the n-th retry waits up to `base * 2^(n-1)`, never more than `cap`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
+    /// The first retry's longest wait.
     pub base: Duration,
+    /// No wait is longer, however many retries came before.
     pub cap: Duration,
 }
 

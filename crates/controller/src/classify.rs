@@ -20,6 +20,7 @@ pub enum CallOutcome {
     Permanent(TaskError),
     /// This runner may succeed later, or another replica now.
     Transient {
+        /// What went wrong, for the result if the tries run out.
         error: TaskError,
         /// The runner's `Retry-After`: the retry waits at least this long.
         retry_after: Option<Duration>,

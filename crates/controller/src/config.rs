@@ -19,6 +19,7 @@ pub struct ControllerConfig {
     /// Algorithm for bodies without an `algorithm` field, so the series' Part II producer
     /// (`{"url": ...}`) keeps working.
     pub default_algorithm: Option<String>,
+    /// How long one runner call may take, per algorithm.
     pub timeouts: Timeouts,
     /// How long, from its first try, a task whose algorithm no runner hosts waits for one to
     /// register before it is dead-lettered with reason `no_runner`.
@@ -70,11 +71,14 @@ impl std::fmt::Debug for ControllerConfig {
 /// How long a runner call may take, per algorithm: an OCR run is slower than an echo.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timeouts {
+    /// For every algorithm not named below.
     pub default: Duration,
+    /// Algorithms slower (or faster) than the default, by name.
     pub per_algorithm: BTreeMap<String, Duration>,
 }
 
 impl Timeouts {
+    /// The timeout of one call of `algorithm`.
     pub fn for_algorithm(&self, algorithm: &str) -> Duration {
         self.per_algorithm
             .get(algorithm)

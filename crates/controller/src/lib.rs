@@ -59,6 +59,13 @@ pub struct Controller {
     worker: Arc<Worker>,
 }
 
+/// The worker's state is queues, clients and tasks in flight: nothing a log line can use.
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller").finish_non_exhaustive()
+    }
+}
+
 impl Controller {
     /// A controller routing with the registry `runners` reads (a `DiscoveryClient` in production).
     pub fn new(

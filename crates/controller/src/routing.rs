@@ -13,6 +13,7 @@ use switchyard_wire::discovery::RunnerEntry;
 pub struct Replica {
     /// Discovery's id for the runner (`legacy:<host>` for a series runner).
     pub id: String,
+    /// Where the runner is called: `POST {base_url}/run/{algorithm}`.
     pub base_url: String,
     /// Calls the runner serves at once; load is weighed against it.
     pub capacity: u32,
@@ -27,6 +28,7 @@ pub struct RoutingTable {
 }
 
 impl RoutingTable {
+    /// The table of discovery's listing: each runner is a replica of every algorithm it hosts.
     pub fn from_entries(entries: &[RunnerEntry]) -> Self {
         let mut by_algorithm: HashMap<String, Vec<Replica>> = HashMap::new();
         for entry in entries {
@@ -45,10 +47,13 @@ impl RoutingTable {
         RoutingTable { by_algorithm }
     }
 
+    /// The runners hosting `algorithm`; empty when none does.
     pub fn replicas(&self, algorithm: &str) -> &[Replica] {
         self.by_algorithm.get(algorithm).map_or(&[], Vec::as_slice)
     }
 
+    /// Whether the runner `runner_id` still hosts `algorithm`, to tell a stale registry's 404
+    /// from the algorithm's own.
     pub fn hosts(&self, algorithm: &str, runner_id: &str) -> bool {
         self.replicas(algorithm)
             .iter()

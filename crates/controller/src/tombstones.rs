@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 /// unreachable) answers `false`: running a task once too often is what at-least-once already
 /// allows, dropping one that was not cancelled is not.
 pub trait Tombstones: Send + Sync {
+    /// Whether `task_id` was cancelled; `false` when that cannot be told.
     fn is_cancelled<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, bool>;
 }
 
