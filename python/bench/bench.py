@@ -1,12 +1,15 @@
 """Tasks/s of a no-op through the whole worker (RabbitMQ, the Rust controller, discovery, one
 runner), with three runners in turn, round after round in one run: the switchyard Python
-runner, the series' FastAPI + uvicorn + pydantic design, and the Rust runner's `echo`.
+runner, the series' FastAPI + uvicorn + pydantic design, and the Rust runner's `echo`; then
+the same three runners called directly over HTTP, with nothing else on the machine's cores.
 
-    .venv/bin/pip install -r python/bench/requirements.txt
+    .venv/bin/pip install -r python/bench/requirements.txt   # and wrk (apt-get install wrk)
     SWITCHYARD_BIN=target/release/switchyard .venv/bin/python python/bench/bench.py --tasks 3000 --rounds 3
 
-Each turn publishes every task at once (no confirms, so the producer is never the bottleneck),
-each with `reply_to`, and times from the first publish to the last result."""
+Each worker turn publishes every task at once (no confirms, so the producer is never the
+bottleneck), each with `reply_to`, and times from the first publish to the last result. Each
+direct turn is wrk (one thread, one core) POSTing to `/run/echo` over `--connections` keep-alive
+connections for `--seconds`: the runner alone, the figure the worker's own cost hides."""
 
 from __future__ import annotations
 
@@ -108,12 +111,94 @@ def turn(design: str, vhost_url: str, tasks: int, concurrency: int) -> tuple[flo
             process.stop()
 
 
+def direct_turn(design: str, seconds: float, connections: int) -> dict[str, float]:
+    """Requests/s, latency and CPU per request of one runner called directly by wrk."""
+    discovery_port = free_port()
+    discovery_url = f"http://127.0.0.1:{discovery_port}"
+    started: list[Process] = []
+    try:
+        started.append(Process([binary(), "discovery", "--listen", f"127.0.0.1:{discovery_port}"]))
+        wait_http(f"{discovery_url}/health")
+        runner = start_runner(design, discovery_url)
+        started.append(runner)
+        deadline = time.monotonic() + 60
+        while "echo" not in (hosts := httpx.get(f"{discovery_url}/algorithms").json()):
+            assert time.monotonic() < deadline, f"{design} never registered"
+            time.sleep(0.05)
+        url = f"{hosts['echo']}/run/echo"
+        answering(url)
+        wrk(url, 1.0, connections)  # warm-up: connections, caches
+        cpu_before = cpu_seconds(runner.popen.pid)
+        figures = wrk(url, seconds, connections)
+        figures["cpu_ms"] = (cpu_seconds(runner.popen.pid) - cpu_before) * 1000 / figures["requests"]
+        return figures
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+def answering(url: str, timeout: float = 30.0) -> None:
+    """Waits for the runner to answer a call: the series' design registers before it listens."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.post(url, json={"text": "ready?"}, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{url} never answered"
+        time.sleep(0.05)
+
+
+def wrk(url: str, seconds: float, connections: int) -> dict[str, float]:
+    """One wrk run against a runner's no-op; every answer must have been a 2xx."""
+    ran = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(HERE / "wrk_post.lua"), url],
+        capture_output=True, text=True)
+    if ran.returncode != 0:
+        raise RuntimeError(f"wrk failed against {url}: {ran.stdout}{ran.stderr}")
+    output = ran.stdout
+    figures: dict[str, float] = json.loads(output.strip().splitlines()[-1])
+    if figures["non_2xx"] or figures["errors"]:
+        raise RuntimeError(f"{url}: {figures['non_2xx']} non-2xx answers, {figures['errors']} errors")
+    figures["rps"] = figures["requests"] / figures["seconds"]
+    return figures
+
+
+def report_direct(direct: dict[str, list[dict[str, float]]], seconds: float, connections: int) -> None:
+    print(f"\nDirect: wrk, 1 thread, {connections} connections, {seconds:g} s per turn; median of rounds:")
+    medians = {}
+    for design, runs in direct.items():
+        medians[design] = statistics.median(run["rps"] for run in runs)
+        p50 = statistics.median(run["p50_us"] for run in runs) / 1000
+        p99 = statistics.median(run["p99_us"] for run in runs) / 1000
+        cpu_ms = statistics.median(run["cpu_ms"] for run in runs)
+        rounds = ", ".join(f"{run['rps']:.0f}" for run in runs)
+        print(f"  {design:8} {medians[design]:8.0f} requests/s   p50 {p50:.2f} ms   p99 {p99:.2f} ms   "
+              f"runner CPU {cpu_ms:.3f} ms/request   (rounds: {rounds})")
+    print(f"  requests/s: python / fastapi = {medians['python'] / medians['fastapi']:.2f}x, "
+          f"python / rust = {medians['python'] / medians['rust']:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=32, help="the controller's --concurrency")
+    parser.add_argument("--seconds", type=float, default=10, help="each direct turn's length")
+    parser.add_argument("--connections", type=int, default=32, help="wrk's connections in a direct turn")
+    parser.add_argument("--direct-only", action="store_true", help="skip the whole-worker turns")
     args = parser.parse_args()
+    direct: dict[str, list[dict[str, float]]] = {design: [] for design in DESIGNS}
+    for round_number in range(1, args.rounds + 1):
+        for design in DESIGNS:
+            figures = direct_turn(design, args.seconds, args.connections)
+            direct[design].append(figures)
+            print(f"round {round_number} {design:8} direct {figures['rps']:8.0f} requests/s  runner CPU "
+                  f"{figures['cpu_ms']:.3f} ms/request", flush=True)
+    report_direct(direct, args.seconds, args.connections)
+    if args.direct_only:
+        return
     vhost = f"switchyard-bench-{uuid.uuid4().hex}"
     rabbitmqctl("add_vhost", vhost)
     rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
