@@ -18,7 +18,9 @@ use tokio_util::sync::CancellationToken;
 /// The answer of `word_count`.
 #[derive(Debug, PartialEq, Serialize)]
 pub struct WordCount {
+    /// Words, separated by white space.
     pub words: usize,
+    /// Words that differ, ignoring case.
     pub distinct: usize,
 }
 
@@ -40,6 +42,7 @@ pub fn word_count(
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeywordsPayload {
+    /// The text to find keywords in.
     pub text: String,
     /// How many keywords to return (1 to 50, default 5).
     #[serde(default = "default_top")]

@@ -203,6 +203,15 @@ impl fmt::Display for TaskQueueProperties {
     }
 }
 
+/// Names the queues; connections and channels say nothing useful, and the URL holds a password.
+impl fmt::Debug for AmqpBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AmqpBroker")
+            .field("queues", &self.topology.queues)
+            .finish_non_exhaustive()
+    }
+}
+
 impl fmt::Display for QueueType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

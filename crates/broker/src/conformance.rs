@@ -44,6 +44,7 @@ pub const REQUEUE_WITHIN: Duration = Duration::from_millis(1500);
 /// One backend under test.
 #[async_trait]
 pub trait Harness: Send + Sync + Sized + 'static {
+    /// The backend's broker type, with every opt-in capability the contract covers.
     type Broker: Broker + ResultSource + DeadLetterStore + QueueStats;
 
     /// A broker on queues no other test uses, removed when the harness drops.
@@ -55,6 +56,7 @@ pub trait Harness: Send + Sync + Sized + 'static {
         Self::open().await
     }
 
+    /// The broker under test.
     fn broker(&self) -> &Arc<Self::Broker>;
 
     /// How long after a consumer lets go of a delivery without settling it (dropped, or its
@@ -82,11 +84,13 @@ type LateAck = Pin<Box<dyn Future<Output = Result<(), BrokerError>> + Send>>;
 
 /// A delivery whose consumer's connection died before it was settled.
 pub struct Orphan {
+    /// The message the dead consumer held.
     pub message: Message,
     late_ack: LateAck,
 }
 
 impl Orphan {
+    /// An orphan whose `late_ack` is the dead consumer's attempt to settle it after all.
     pub fn new(
         message: Message,
         late_ack: impl Future<Output = Result<(), BrokerError>> + Send + 'static,

@@ -99,6 +99,15 @@ pub struct EmbeddedBroker {
     names: QueueNames,
 }
 
+/// Names the queues; the store is a SQLite connection.
+impl std::fmt::Debug for EmbeddedBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedBroker")
+            .field("names", &self.names)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the broker, its consumer streams and their deliveries all use.
 struct Shared {
     store: Store,

@@ -39,6 +39,7 @@ pub struct Message {
     pub body: Bytes,
     /// Where the producer wants the result (RPC); `None` sends it to the results queue.
     pub reply_to: Option<String>,
+    /// Copied onto the result, so an RPC producer can match it to its request.
     pub correlation_id: Option<String>,
     /// Switchyard's own headers (see `switchyard_wire::headers`), string-valued.
     pub headers: BTreeMap<String, String>,
@@ -53,6 +54,7 @@ pub struct Message {
 pub const MAX_PRIORITY: u8 = 9;
 
 impl Message {
+    /// A message of `body` with no id, headers or priority.
     pub fn new(body: impl Into<Bytes>) -> Self {
         Message {
             body: body.into(),
@@ -60,11 +62,13 @@ impl Message {
         }
     }
 
+    /// The same message with the task id `id`.
     pub fn with_id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
         self
     }
 
+    /// The same message with `priority` (0 to [`MAX_PRIORITY`]; more counts as the most).
     pub fn with_priority(mut self, priority: u8) -> Self {
         self.priority = priority;
         self
@@ -75,6 +79,7 @@ impl Message {
         self.priority.min(MAX_PRIORITY)
     }
 
+    /// The value of the header `name`, if the producer set it.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
     }
@@ -84,6 +89,7 @@ impl Message {
 /// it unacknowledged: the backend hands it out again (AMQP on channel close, embedded when the
 /// lease ends), so a crash between consume and ack never loses it.
 pub struct Delivery {
+    /// What was consumed.
     pub message: Message,
     /// The backend saw this message delivered before (AMQP `redelivered`, an expired lease).
     pub redelivered: bool,
@@ -91,6 +97,7 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// A delivery that `acker` settles; backends build them, tests build them by hand.
     pub fn new(message: Message, redelivered: bool, acker: Box<dyn Acknowledge>) -> Self {
         Delivery {
             message,
@@ -122,7 +129,9 @@ impl std::fmt::Debug for Delivery {
 /// Settles one delivery; each backend implements it over its own handle.
 #[async_trait]
 pub trait Acknowledge: Send + Sync {
+    /// Removes the message from its queue for good.
     async fn ack(self: Box<Self>) -> Result<(), BrokerError>;
+    /// Hands the message back to its queue at once.
     async fn requeue(self: Box<Self>) -> Result<(), BrokerError>;
 }
 
@@ -133,9 +142,11 @@ pub type Deliveries = BoxStream<'static, Result<Delivery, BrokerError>>;
 /// A dead letter: the original message, untouched, and why it died.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
+    /// The task as it arrived, body and properties intact, so it can be replayed.
     pub message: Message,
     /// A short machine-readable reason, e.g. `rejected`, `no_runner`, `attempts_exhausted`.
     pub reason: String,
+    /// Tries made before it died.
     pub attempts: u32,
     /// The last error seen, for a human.
     pub last_error: String,
@@ -162,6 +173,7 @@ pub trait Broker: Send + Sync + 'static {
 /// Opt-in: read the results queue (results of tasks that had no `reply_to`).
 #[async_trait]
 pub trait ResultSource: Send + Sync + 'static {
+    /// Consumes the results queue with manual acknowledgement, at most `prefetch` unsettled.
     async fn consume_results(&self, prefetch: u16) -> Result<Deliveries, BrokerError>;
 }
 
@@ -170,6 +182,7 @@ pub trait ResultSource: Send + Sync + 'static {
 pub struct StoredDeadLetter {
     /// Backend-specific handle for [`DeadLetterStore::requeue`].
     pub key: String,
+    /// The dead letter itself.
     pub letter: DeadLetter,
 }
 
@@ -190,12 +203,14 @@ pub struct Depths {
     pub tasks: u64,
     /// Tasks published with a delay that has not passed yet: retries waiting for their backoff.
     pub delayed: u64,
+    /// Dead letters waiting to be looked at or replayed.
     pub dead_letters: u64,
 }
 
 /// Opt-in: count what waits in the queues, without taking anything.
 #[async_trait]
 pub trait QueueStats: Send + Sync + 'static {
+    /// The depths now; a backend counts them without taking or locking messages.
     async fn depths(&self) -> Result<Depths, BrokerError>;
 }
 
@@ -209,25 +224,32 @@ pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub enum BrokerError {
     /// The connection or channel is gone; reconnecting and retrying will likely work.
     Disconnected {
+        /// What Switchyard was doing.
         context: String,
+        /// The error underneath, when there is one.
         #[source]
         source: Option<Cause>,
     },
     /// The broker refused the publish (nack, queue limit): retry later.
     NotConfirmed {
+        /// What Switchyard was doing.
         context: String,
+        /// The error underneath, when there is one.
         #[source]
         source: Option<Cause>,
     },
     /// Misconfiguration or a broken store: retrying the same thing will fail the same way.
     Fatal {
+        /// What Switchyard was doing.
         context: String,
+        /// The error underneath, when there is one.
         #[source]
         source: Option<Cause>,
     },
 }
 
 impl BrokerError {
+    /// The connection was lost while doing `context`.
     pub fn disconnected(context: impl Into<String>) -> Self {
         BrokerError::Disconnected {
             context: context.into(),
@@ -235,6 +257,7 @@ impl BrokerError {
         }
     }
 
+    /// The broker refused the publish described by `context`.
     pub fn not_confirmed(context: impl Into<String>) -> Self {
         BrokerError::NotConfirmed {
             context: context.into(),
@@ -242,6 +265,7 @@ impl BrokerError {
         }
     }
 
+    /// Doing `context` failed in a way retrying cannot fix.
     pub fn fatal(context: impl Into<String>) -> Self {
         BrokerError::Fatal {
             context: context.into(),
@@ -266,6 +290,7 @@ impl BrokerError {
         context
     }
 
+    /// Whether trying again (after reconnecting) may succeed.
     pub fn is_transient(&self) -> bool {
         !matches!(self, BrokerError::Fatal { .. })
     }
@@ -293,12 +318,16 @@ impl std::fmt::Display for BrokerError {
 /// The queue names one topology uses, all derived from the task queue's name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueNames {
+    /// The task queue producers publish to.
     pub tasks: String,
+    /// `<tasks>.results`: results of tasks without `reply_to`.
     pub results: String,
+    /// `<tasks>.dead`: the dead letters.
     pub dead: String,
 }
 
 impl QueueNames {
+    /// The names of the topology around the task queue `tasks`.
     pub fn new(tasks: impl Into<String>) -> Self {
         let tasks = tasks.into();
         QueueNames {

@@ -109,7 +109,7 @@ async fn a_delay_queue_with_other_properties_is_fatal_and_says_how_to_fix_it() {
         config.delay_tiers[0].as_millis()
     );
     declare_and_publish_the_series_way(&vhost, &delay_queue, &[]).await;
-    let error = AmqpBroker::connect(config).await.err().expect("fatal");
+    let error = AmqpBroker::connect(config).await.expect_err("fatal");
     assert!(matches!(error, BrokerError::Fatal { .. }), "{error:#}");
     let text = format!("{error:#}");
     for needed in [
@@ -128,7 +128,7 @@ async fn series_properties_cannot_be_quorum() {
     let mut config = vhost.config();
     config.task_queue = TaskQueueProperties::Series;
     config.queue_type = QueueType::Quorum;
-    let error = AmqpBroker::connect(config).await.err().expect("refused");
+    let error = AmqpBroker::connect(config).await.expect_err("refused");
     assert!(
         matches!(&error, BrokerError::Fatal { context: text, .. } if text.contains("--queue-type quorum")),
         "{error}"

@@ -368,8 +368,7 @@ async fn unusable_files_and_settings_are_refused_as_fatal() {
     std::fs::write(&garbage, vec![0x42; 8192]).unwrap();
     let error = EmbeddedBroker::open(&garbage, QueueNames::default(), config(LONG_LEASE))
         .await
-        .err()
-        .expect("a file that is not SQLite");
+        .expect_err("a file that is not SQLite");
     assert!(matches!(error, BrokerError::Fatal { .. }), "{error}");
     assert!(
         error.to_string().contains("garbage"),
@@ -392,24 +391,21 @@ async fn unusable_files_and_settings_are_refused_as_fatal() {
         .unwrap();
     let error = EmbeddedBroker::open(&future, QueueNames::default(), config(LONG_LEASE))
         .await
-        .err()
-        .expect("a newer schema");
+        .expect_err("a newer schema");
     assert!(error.to_string().contains("schema version 99"), "{error}");
     assert!(!error.is_transient());
 
     let missing_dir = dir.path().join("no/such/dir/queue.sqlite");
     let error = EmbeddedBroker::open(&missing_dir, QueueNames::default(), config(LONG_LEASE))
         .await
-        .err()
-        .expect("a directory that does not exist");
+        .expect_err("a directory that does not exist");
     assert!(matches!(error, BrokerError::Fatal { .. }), "{error}");
 
     let path = dir.path().join("queue.sqlite");
     let too_short = config(Duration::from_millis(1));
     let error = EmbeddedBroker::open(&path, QueueNames::default(), too_short)
         .await
-        .err()
-        .expect("a lease too short to renew");
+        .expect_err("a lease too short to renew");
     assert!(error.to_string().contains("lease"), "{error}");
     let no_poll = EmbeddedConfig {
         poll_interval: Duration::ZERO,

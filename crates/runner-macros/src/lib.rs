@@ -61,9 +61,12 @@ fn expand(mut function: ItemFn, name: Option<LitStr>) -> syn::Result<proc_macro2
         let ident = &pat.ident;
         let ty = &typed.ty;
         let attrs = &typed.attrs;
-        // Parameters cannot carry doc comments, so each field says where it goes.
-        let field_doc = format!("The `{ident}` argument of `{fn_ident}`.");
-        fields.push(quote! { #[doc = #field_doc] #(#attrs)* pub #ident: #ty });
+        // A parameter's doc comment documents its field; an undocumented one still says where
+        // it goes, so the payload is documented either way.
+        let fallback_doc = (!attrs.iter().any(|attr| attr.path().is_ident("doc")))
+            .then(|| format!("The `{ident}` argument of `{fn_ident}`."))
+            .map(|doc| quote! { #[doc = #doc] });
+        fields.push(quote! { #fallback_doc #(#attrs)* pub #ident: #ty });
         args.push(quote! { payload.#ident });
     }
 

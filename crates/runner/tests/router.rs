@@ -558,8 +558,7 @@ async fn unknown_routes_and_methods_answer_json() {
 fn inconsistent_setups_are_refused_before_serving() {
     let error = |algorithms, config| {
         Runner::new(algorithms, config)
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string()
     };
     assert_eq!(

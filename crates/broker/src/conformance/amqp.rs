@@ -16,12 +16,17 @@ use super::{Harness, LosesConnections, Orphan, orphan_by_losing_connections};
 use crate::amqp::{AmqpBroker, AmqpConfig, QueueType};
 use crate::{Deliveries, QueueNames};
 
+/// The local RabbitMQ `scripts/ensure-rabbitmq.sh` starts, as its default user.
 pub const HOST: &str = "amqp://guest:guest@127.0.0.1:5672";
 /// Short tiers keep delay cases quick.
 pub const TEST_TIERS_MS: [u64; 3] = [250, 500, 1000];
 
+/// The RabbitMQ backend on queues of the case's own, deleted when the harness drops.
+#[derive(Debug)]
 pub struct AmqpHarness {
+    /// The broker under test.
     pub broker: Arc<AmqpBroker>,
+    /// What it was opened with, to open other handles or raw channels on the same queues.
     pub config: AmqpConfig,
     /// Set when the harness has a vhost of its own (deleting it deletes its queues).
     vhost: Option<String>,
@@ -41,6 +46,7 @@ impl AmqpHarness {
         }
     }
 
+    /// The queues this harness's broker uses.
     pub fn queues(&self) -> &QueueNames {
         &self.config.queues
     }
@@ -59,6 +65,7 @@ impl AmqpHarness {
             .expect("raw channel")
     }
 
+    /// Messages RabbitMQ holds ready in `queue`, as it counts them.
     pub async fn message_count(&self, queue: &str) -> u32 {
         message_count(&self.raw_channel().await, queue).await
     }

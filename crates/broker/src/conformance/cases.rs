@@ -29,6 +29,7 @@ fn full_message(id: &str) -> Message {
     }
 }
 
+/// Every property Switchyard reads (id, reply-to, correlation id, headers, priority) and a body that is not UTF-8 arrive as they were published.
 pub async fn a_round_trip_keeps_every_property<H: Harness>() {
     let harness = H::open().await;
     let broker = harness.broker();
@@ -44,6 +45,7 @@ pub async fn a_round_trip_keeps_every_property<H: Harness>() {
     delivery.ack().await.unwrap();
 }
 
+/// An acknowledged task is never delivered again, or a finished task would run twice.
 pub async fn an_acked_delivery_is_gone_for_good<H: Harness>() {
     let harness = H::open().await;
     let broker = harness.broker();
@@ -59,6 +61,7 @@ pub async fn an_acked_delivery_is_gone_for_good<H: Harness>() {
     assert!(next_within(&mut tasks, watch).await.is_none());
 }
 
+/// A delivery dropped without settling (a crashed controller) comes back, flagged as redelivered.
 pub async fn a_delivery_dropped_unsettled_comes_back_redelivered<H: Harness>() {
     let harness = H::open().await;
     let broker = harness.broker();
@@ -88,6 +91,7 @@ pub async fn a_delivery_dropped_unsettled_comes_back_redelivered<H: Harness>() {
     );
 }
 
+/// A requeued delivery (a controller shutting down) is back at once, not after a lease or timeout.
 pub async fn a_requeued_delivery_comes_back_at_once_redelivered<H: Harness>() {
     let harness = H::open().await;
     let broker = harness.broker();
@@ -109,6 +113,7 @@ pub async fn a_requeued_delivery_comes_back_at_once_redelivered<H: Harness>() {
     again.ack().await.unwrap();
 }
 
+/// A consumer holds at most `prefetch` unsettled deliveries, so other controllers get the rest.
 pub async fn prefetch_bounds_the_unsettled_deliveries<H: Harness>() {
     let harness = H::open().await;
     let broker = harness.broker();
@@ -135,6 +140,7 @@ pub async fn prefetch_bounds_the_unsettled_deliveries<H: Harness>() {
     }
 }
 
+/// A delayed task (a retry waiting for its backoff) is not handed out before its delay.
 pub async fn a_delayed_task_is_invisible_until_its_delay_passes<H: Harness>() {
     let harness = H::open().await;
     let broker = harness.broker();
@@ -163,6 +169,7 @@ pub async fn a_delayed_task_is_invisible_until_its_delay_passes<H: Harness>() {
     wait_for_depth(&harness, Depths::default()).await;
 }
 
+/// Dead letters are listed oldest first without being taken, and replayed one by one or all together.
 pub async fn dead_letters_are_listed_and_requeued_by_key_or_all<H: Harness>() {
     let harness = H::open().await;
     let broker = harness.broker();
@@ -240,6 +247,7 @@ pub async fn dead_letters_are_listed_and_requeued_by_key_or_all<H: Harness>() {
     assert_eq!(ids, BTreeSet::from(["a".to_owned(), "c".to_owned()]));
 }
 
+/// A result with `reply_to` reaches the RPC producer's queue only.
 pub async fn a_result_goes_to_its_reply_queue_and_not_to_the_results_queue<H: Harness>() {
     let harness = H::open().await;
     let broker = harness.broker();
@@ -258,6 +266,7 @@ pub async fn a_result_goes_to_its_reply_queue_and_not_to_the_results_queue<H: Ha
     assert_eq!(next(&mut results).await.message, plain);
 }
 
+/// A result without `reply_to` waits on the results queue for a collector.
 pub async fn a_result_without_reply_to_goes_to_the_results_queue<H: Harness>() {
     let harness = H::open().await;
     let broker = harness.broker();
@@ -272,6 +281,7 @@ pub async fn a_result_without_reply_to_goes_to_the_results_queue<H: Harness>() {
     assert_eq!(harness.broker().depths().await.unwrap(), Depths::default());
 }
 
+/// A delivery whose consumer's connection died comes back to another consumer, and the dead consumer's late ack fails rather than removing it.
 pub async fn a_delivery_of_a_dead_connection_comes_back_and_its_late_ack_fails<H: Harness>() {
     let harness = H::open_alone().await;
     let broker = harness.broker();
@@ -327,6 +337,7 @@ async fn assert_delivered_in_order<H: Harness>(harness: &H, expected: &[(&str, u
     assert_eq!(delivered, expected);
 }
 
+/// Higher priorities are taken first; within one priority, tasks keep their publish order.
 pub async fn higher_priorities_are_delivered_first_in_publish_order_within_one<H: Harness>() {
     let harness = H::open().await;
     let broker = harness.broker();
@@ -359,6 +370,7 @@ pub async fn higher_priorities_are_delivered_first_in_publish_order_within_one<H
     .await;
 }
 
+/// A retried task keeps its priority through the delay and overtakes lower ones once visible.
 pub async fn a_delayed_task_keeps_its_priority_and_goes_first_once_visible<H: Harness>() {
     let harness = H::open().await;
     let broker = harness.broker();
@@ -377,6 +389,7 @@ pub async fn a_delayed_task_keeps_its_priority_and_goes_first_once_visible<H: Ha
     .await;
 }
 
+/// A replayed dead letter keeps its priority.
 pub async fn a_requeued_dead_letter_keeps_its_priority_and_goes_first<H: Harness>() {
     let harness = H::open().await;
     let broker = harness.broker();
@@ -403,6 +416,7 @@ pub async fn a_requeued_dead_letter_keeps_its_priority_and_goes_first<H: Harness
     assert_delivered_in_order(&harness, &[("replayed", 6), ("queued", 0)]).await;
 }
 
+/// Depths count ready, delayed and dead messages separately, as the dashboard shows them.
 pub async fn queue_stats_count_what_waits_where<H: Harness>() {
     let harness = H::open().await;
     let broker = harness.broker();

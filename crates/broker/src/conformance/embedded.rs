@@ -18,6 +18,8 @@ use crate::{Broker, Deliveries, QueueNames};
 pub const LEASE: Duration = Duration::from_secs(3);
 const _: () = assert!(LEASE.as_millis() > REQUEUE_WITHIN.as_millis());
 
+/// The SQLite backend on a queue file in a temporary directory of the case's own.
+#[derive(Debug)]
 pub struct EmbeddedHarness {
     broker: Arc<EmbeddedBroker>,
     path: PathBuf,

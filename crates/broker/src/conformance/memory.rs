@@ -9,6 +9,8 @@ use super::{Harness, LosesConnections, Orphan, orphan_by_losing_connections};
 use crate::Deliveries;
 use crate::memory::MemoryBroker;
 
+/// The in-process backend, fresh for each case.
+#[derive(Debug)]
 pub struct MemoryHarness {
     broker: Arc<MemoryBroker>,
 }
