@@ -26,7 +26,7 @@ const MAX_AGE: Duration = Duration::from_secs(2);
 const MIN_REFRESH: Duration = Duration::from_millis(250);
 
 /// One algorithm as `GET /v1/algorithms` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AlgorithmListing {
     pub name: String,
     pub schema: Value,
@@ -46,7 +46,7 @@ pub struct Readiness {
     pub unavailable: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Replica {
     pub id: String,
     pub base_url: String,

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod collector;
 mod dashboard;
 mod error;
+mod openapi;
 pub mod overview;
 pub mod retention;
 mod routes;
@@ -33,7 +34,7 @@ pub use routes::router;
 pub use store::{Cursor, TaskRecord, TaskStatus, TaskStore};
 
 /// What `DELETE /v1/tasks/{id}` did.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Cancellation {
     pub id: String,
     /// True: it will not be run. False: it already ran, runs, or finished; `status` says which.
@@ -42,7 +43,7 @@ pub struct Cancellation {
 }
 
 /// One page of `GET /v1/tasks`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct TaskPage {
     pub tasks: Vec<TaskRecord>,
     /// Pass as `cursor` for the next (older) page; `null` after the last one. A page may hold
@@ -166,7 +167,7 @@ mod metrics {
 }
 
 /// A dead letter as `GET /v1/dead-letters` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeadLetterView {
     /// Pass to `POST /v1/dead-letters/requeue` to replay it.
     pub key: String,

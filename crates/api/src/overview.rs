@@ -13,6 +13,7 @@ use serde::Serialize;
 use switchyard_broker::Depths;
 use switchyard_wire::discovery::RunnerEntry;
 use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
 
 use crate::TaskApi;
 use crate::error::ApiError;
@@ -31,15 +32,17 @@ const METRICS_TIMEOUT: Duration = Duration::from_millis(800);
 /// One runner as `GET /v1/runners` shows it: discovery's entry and, read from the runner's own
 /// `/metrics`, its calls in flight (`null` when it has no such metric: a series runner, or one
 /// that did not answer in time).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RunnerView {
     #[serde(flatten)]
     pub entry: RunnerEntry,
+    /// Calls running now, from the runner's /metrics; null for a series runner or one that did
+    /// not answer within 0.8 s.
     pub in_flight: Option<u64>,
 }
 
 /// `GET /v1/queues`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 pub struct QueueView {
     /// Tasks waiting for a controller; those a controller holds are not counted.
     pub tasks: u64,
@@ -59,7 +62,7 @@ impl From<Depths> for QueueView {
 }
 
 /// The queues and the tasks finished at one moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Sample {
     pub at_ms: u64,
     #[serde(flatten)]
@@ -98,7 +101,7 @@ impl Samples {
 }
 
 /// One algorithm's figures over [`STATS_WINDOW`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct AlgorithmStats {
     pub algorithm: String,
     pub finished: u64,
@@ -110,11 +113,13 @@ pub struct AlgorithmStats {
 }
 
 /// `GET /v1/stats`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Recent {
     pub interval_ms: u64,
     pub window_ms: u64,
+    /// Oldest first, one per interval, the last 10 minutes.
     pub series: Vec<Sample>,
+    /// Tasks finished within `window_ms`, by algorithm; durations include queue wait and retries.
     pub algorithms: Vec<AlgorithmStats>,
 }
 

@@ -1,4 +1,8 @@
 //! The HTTP routes of the task API. Handlers parse and answer; the work is in `TaskApi`.
+//!
+//! Each handler's `#[utoipa::path]` is its operation in the OpenAPI document, and `routes!`
+//! registers both at once: a route added any other way, or a query or body field its
+//! attribute leaves out, fails the tests in `openapi.rs`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,46 +13,66 @@ use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchyard_broker::MAX_PRIORITY;
 use switchyard_wire::duration::parse_duration;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::catalog::AlgorithmListing;
 use crate::error::ApiError;
-use crate::{Cursor, Requeue, Submitted, TaskApi, TaskStatus};
-
-/// The OpenAPI document of these routes, written by hand: the routes are few and the payload
-/// schemas are per algorithm, served by `GET /v1/schemas`.
-const OPENAPI: &str = include_str!("../openapi.json");
+use crate::openapi::{
+    BadRequest, Gone, NotFound, NotImplemented, TooLarge, Unauthorized, Unavailable,
+};
+use crate::overview::{QueueView, Recent, RunnerView};
+use crate::{
+    Cancellation, Cursor, DeadLetterView, Requeue, Submitted, TaskApi, TaskPage, TaskRecord,
+    TaskStatus,
+};
 
 /// Longest accepted `Idempotency-Key`, so keys cannot be used to bloat the store.
 const MAX_IDEMPOTENCY_KEY: usize = 200;
 
+/// The task API, its OpenAPI document at `/openapi.json` and Swagger UI at `/docs`, and the
+/// dashboard at `/`.
 pub fn router(api: TaskApi, max_body_bytes: usize) -> Router {
-    let openapi: Value = serde_json::from_str(OPENAPI).expect("openapi.json is valid JSON");
-    let docs =
-        utoipa_swagger_ui::SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", openapi);
-    Router::new()
-        .route("/v1/tasks", post(submit).get(list))
-        .route("/v1/tasks/{id}", get(task).delete(cancel))
-        .route("/v1/algorithms", get(algorithms))
-        .route("/v1/schemas", get(schemas))
-        .route("/v1/dead-letters", get(dead_letters))
-        .route("/v1/dead-letters/requeue", post(requeue))
-        .route("/v1/runners", get(runners))
-        .route("/v1/queues", get(queues))
-        .route("/v1/stats", get(stats))
-        .route("/v1/auth", get(auth))
-        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
+    let (routes, document) = api_routes().split_for_parts();
+    routes
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(api.clone(), require_token))
         .with_state(api)
         .merge(crate::dashboard::router())
-        .merge(docs)
+        .merge(docs(document))
+}
+
+/// Every route of the API, each registered with its OpenAPI operation by `routes!`.
+fn api_routes() -> OpenApiRouter<TaskApi> {
+    OpenApiRouter::with_openapi(crate::openapi::base())
+        .routes(routes!(submit, list))
+        .routes(routes!(task, cancel))
+        .routes(routes!(algorithms))
+        .routes(routes!(schemas))
+        .routes(routes!(dead_letters))
+        .routes(routes!(requeue))
+        .routes(routes!(runners))
+        .routes(routes!(queues))
+        .routes(routes!(stats))
+        .routes(routes!(auth))
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
+}
+
+/// Serves `document` at `/openapi.json` and Swagger UI over it at `/docs` (vendored: offline).
+pub(crate) fn docs<S: Clone + Send + Sync + 'static>(
+    document: utoipa::openapi::OpenApi,
+) -> Router<S> {
+    utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .url("/openapi.json", document)
+        .into()
 }
 
 /// With a token set, every request that changes something (any method but GET and HEAD) must
@@ -74,41 +98,83 @@ fn presents_token(api: &TaskApi, headers: &HeaderMap) -> bool {
     })
 }
 
-/// `GET /v1/auth`: whether changes need a token, and whether this request presents the right
-/// one; what the dashboard asks before offering its actions. It never echoes a token.
-async fn auth(State(api): State<TaskApi>, headers: HeaderMap) -> Response {
-    Json(json!({
-        "token_required": api.token.is_some(),
-        "token_valid": presents_token(&api, &headers),
-    }))
-    .into_response()
+/// What `GET /v1/auth` answers.
+#[derive(Serialize, ToSchema)]
+struct TokenState {
+    /// Whether changes need a token.
+    token_required: bool,
+    /// Whether this request presents the right one.
+    token_valid: bool,
 }
 
-async fn runners(State(api): State<TaskApi>) -> Result<Response, ApiError> {
-    Ok(Json(api.runners().await?).into_response())
+/// Whether changes need a token, and whether this request presents the right one (never echoes it)
+///
+/// What the dashboard asks before offering its actions.
+#[utoipa::path(get, path = "/v1/auth", responses(
+    (status = 200, description = "Token state", body = TokenState),
+))]
+async fn auth(State(api): State<TaskApi>, headers: HeaderMap) -> Json<TokenState> {
+    Json(TokenState {
+        token_required: api.token.is_some(),
+        token_valid: presents_token(&api, &headers),
+    })
 }
 
-async fn queues(State(api): State<TaskApi>) -> Result<Response, ApiError> {
-    Ok(Json(api.queues().await?).into_response())
+/// Live runners, each with its calls in flight
+#[utoipa::path(get, path = "/v1/runners", responses(
+    (status = 200, description = "Discovery's runners", body = Vec<RunnerView>),
+    (status = 503, response = Unavailable),
+))]
+async fn runners(State(api): State<TaskApi>) -> Result<Json<Vec<RunnerView>>, ApiError> {
+    Ok(Json(api.runners().await?))
 }
 
-async fn stats(State(api): State<TaskApi>) -> Result<Response, ApiError> {
-    Ok(Json(api.recent().await?).into_response())
+/// What waits in the queues
+#[utoipa::path(get, path = "/v1/queues", responses(
+    (status = 200, description = "Queue depths", body = QueueView),
+    (status = 503, response = Unavailable),
+))]
+async fn queues(State(api): State<TaskApi>) -> Result<Json<QueueView>, ApiError> {
+    Ok(Json(api.queues().await?))
 }
 
-#[derive(Deserialize)]
+/// Queue depths and throughput over the last minutes, and per-algorithm figures
+#[utoipa::path(get, path = "/v1/stats", responses(
+    (status = 200, description = "Recent figures", body = Recent),
+    (status = 503, response = Unavailable),
+))]
+async fn stats(State(api): State<TaskApi>) -> Result<Json<Recent>, ApiError> {
+    Ok(Json(api.recent().await?))
+}
+
+/// The body of `POST /v1/tasks`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SubmitRequest {
+    /// The algorithm to run, as `GET /v1/algorithms` names it.
     algorithm: String,
+    /// Its input, checked against the algorithm's schema (`GET /v1/schemas`); `{}` when absent.
     #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
     payload: Value,
-    /// RFC 3339: past it the task is never run and its result is `expired`.
+    /// RFC 3339; past it the task is never run and its result is `expired`. Not with `ttl`.
+    #[schema(format = DateTime)]
     deadline: Option<String>,
-    /// The same as a duration from now (`30s`).
+    /// The deadline as a duration from now (`30s`, `5m`, `1h`); more than 0. Not with `deadline`.
     ttl: Option<String>,
-    /// 0 (the default) to 9: a consumer takes the highest first.
+    /// Higher runs first: a consumer takes the highest-priority waiting task, in submit order
+    /// within one priority. Ignored on a RabbitMQ quorum task queue, and on an adopted queue
+    /// declared without `x-max-priority` (the log says so).
     #[serde(default, deserialize_with = "priority")]
+    #[schema(minimum = 0, maximum = 9, default = 0)]
     priority: u8,
+}
+
+/// What `POST /v1/tasks` answers: the task's id.
+#[derive(Serialize, ToSchema)]
+struct TaskId {
+    /// Read the task with `GET /v1/tasks/{id}`.
+    id: String,
 }
 
 /// An integer from 0 to [`MAX_PRIORITY`]; anything else is refused with the field named, not
@@ -175,6 +241,29 @@ fn parse_body<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Submit a task
+///
+/// The payload is checked against the algorithm's schema before it is queued. An
+/// Idempotency-Key makes a retried submit return the same task. An algorithm this deployment
+/// hosts that is still loading is a 503 with Retry-After; one that cannot run on this machine
+/// (its engine is not installed) is a 501 whose message says what to install.
+#[utoipa::path(post, path = "/v1/tasks",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, max_length = 200,
+            description = "A retried submit with the same key returns the same task"),
+    ),
+    request_body = SubmitRequest,
+    responses(
+        (status = 202, description = "Accepted and queued", body = TaskId),
+        (status = 200, description = "Idempotent resubmit: the existing task", body = TaskId),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = TooLarge),
+        (status = 501, response = NotImplemented),
+        (status = 503, response = Unavailable),
+    ),
+    security(("token" = []), ()),
+)]
 async fn submit(
     State(api): State<TaskApi>,
     headers: HeaderMap,
@@ -206,14 +295,36 @@ async fn submit(
         )
         .await?
     {
-        Submitted::New(id) => (StatusCode::ACCEPTED, Json(json!({"id": id}))),
-        Submitted::Existing(id) => (StatusCode::OK, Json(json!({"id": id}))),
+        Submitted::New(id) => (StatusCode::ACCEPTED, Json(TaskId { id })),
+        Submitted::Existing(id) => (StatusCode::OK, Json(TaskId { id })),
     };
     Ok(answer.into_response())
 }
 
-/// `DELETE /v1/tasks/{id}`: 200 when cancelled, 409 when it runs or finished already.
-async fn cancel(State(api): State<TaskApi>, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// Cancel a task that has not started
+///
+/// A queued or delayed task is marked cancelled; the controller checks before every call to a
+/// runner, so it is never run, and its result is `cancelled`. A task a controller is running is
+/// not interrupted (the runner protocol cannot), nor a finished one: 409 with its status. Known
+/// limit: on RabbitMQ a controller that has just taken a task cannot be told apart from the
+/// queue, so a task cancelled in that instant may still run once.
+#[utoipa::path(delete, path = "/v1/tasks/{id}",
+    params(TaskPath),
+    responses(
+        (status = 200, description = "Cancelled: it will not be run", body = Cancellation),
+        (status = 409, description = "Not cancelled: running or finished", body = Cancellation),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 410, response = Gone),
+        (status = 503, response = Unavailable),
+    ),
+    security(("token" = []), ()),
+)]
+async fn cancel(
+    State(api): State<TaskApi>,
+    Path(TaskPath { id }): Path<TaskPath>,
+) -> Result<Response, ApiError> {
     check_task_id(&id)?;
     let Some(cancellation) = api.cancel(id.clone()).await? else {
         return Err(missing(&api, &id).await?);
@@ -240,16 +351,37 @@ async fn missing(api: &TaskApi, id: &str) -> Result<ApiError, ApiError> {
 /// Largest page of `GET /v1/tasks`.
 const MAX_PAGE: usize = 500;
 
-#[derive(Deserialize)]
+/// The query of `GET /v1/tasks`. Read as text, so a wrong value is refused naming it.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
+    /// Only tasks in this state.
+    #[param(value_type = Option<TaskStatus>)]
     state: Option<String>,
+    /// Only tasks of this algorithm.
     algorithm: Option<String>,
+    /// Tasks per page, 1 to 500.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500, default = 50)]
     limit: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-/// `GET /v1/tasks?state=&algorithm=&limit=&cursor=`: newest first, paged by cursor.
+/// List tasks, newest first
+///
+/// Paged by cursor: pass next_cursor as cursor for the next, older page; it is null after the
+/// last. Results are left out (GET /v1/tasks/{id} has them). `running` is known on the embedded
+/// queue only; elsewhere a task a controller holds is `queued`. A page filtered by `queued` or
+/// `running` may hold fewer than `limit` tasks: follow the cursor.
+#[utoipa::path(get, path = "/v1/tasks",
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page", body = TaskPage),
+        (status = 400, response = BadRequest),
+        (status = 503, response = Unavailable),
+    ),
+)]
 async fn list(
     State(api): State<TaskApi>,
     query: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
@@ -291,14 +423,40 @@ async fn list(
     Ok(Json(page).into_response())
 }
 
-#[derive(Deserialize)]
+/// The task a path names.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct TaskPath {
+    /// The id `POST /v1/tasks` answered.
+    id: String,
+}
+
+/// The query of `GET /v1/tasks/{id}`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 struct WaitQuery {
+    /// Long-poll until the task is final, at most this long (e.g. 30s; capped at 60s).
     wait: Option<String>,
 }
 
+/// A task's status and outcome
+///
+/// 410 Gone: the task finished and was pruned after its retention (up --retain); 404: no task
+/// ever had this id.
+#[utoipa::path(get, path = "/v1/tasks/{id}",
+    params(TaskPath, WaitQuery),
+    responses(
+        (status = 200, description = "The task", body = TaskRecord),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 410, response = Gone),
+        (status = 503, response = Unavailable),
+    ),
+)]
 async fn task(
     State(api): State<TaskApi>,
-    Path(id): Path<String>,
+    Path(TaskPath { id }): Path<TaskPath>,
     query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
@@ -315,17 +473,40 @@ async fn task(
     Ok(Json(record).into_response())
 }
 
-/// 200 once every algorithm this deployment hosts itself has registered (or was found unable to
-/// run here, which waiting would not change); until then 503 naming those still loading. Also
-/// 503 while discovery cannot be asked.
+/// What `GET /ready` answers.
+#[derive(Serialize, ToSchema)]
+struct Readiness {
+    ready: bool,
+    /// Hosted algorithms not registered yet.
+    loading: Vec<String>,
+    /// Algorithms that cannot run here, with what to install.
+    unavailable: BTreeMap<String, String>,
+}
+
+/// Alive
+#[utoipa::path(get, path = "/health", responses((status = 200, description = "ok")))]
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready to take every algorithm it hosts
+///
+/// 200 once every algorithm this deployment hosts itself has registered, or was found unable to
+/// run here (which waiting would not change); 503 with Retry-After while some still load, or
+/// while discovery cannot be asked.
+#[utoipa::path(get, path = "/ready", responses(
+    (status = 200, description = "Ready", body = Readiness),
+    (status = 503, description = "Still loading, or discovery cannot be asked", body = Readiness,
+        headers(("Retry-After" = u32, description = "Seconds to wait before asking again"))),
+))]
 async fn ready(State(api): State<TaskApi>) -> Result<Response, ApiError> {
     let readiness = api.catalog.readiness().await?;
     let ready = readiness.loading.is_empty();
-    let body = Json(json!({
-        "ready": ready,
-        "loading": readiness.loading,
-        "unavailable": readiness.unavailable,
-    }));
+    let body = Json(Readiness {
+        ready,
+        loading: readiness.loading,
+        unavailable: readiness.unavailable,
+    });
     Ok(if ready {
         body.into_response()
     } else {
@@ -334,11 +515,21 @@ async fn ready(State(api): State<TaskApi>) -> Result<Response, ApiError> {
     })
 }
 
-async fn algorithms(State(api): State<TaskApi>) -> Result<Response, ApiError> {
-    Ok(Json(api.catalog.listing().await?).into_response())
+/// Registered algorithms with their replicas
+#[utoipa::path(get, path = "/v1/algorithms", responses(
+    (status = 200, description = "Algorithms", body = Vec<AlgorithmListing>),
+    (status = 503, response = Unavailable),
+))]
+async fn algorithms(State(api): State<TaskApi>) -> Result<Json<Vec<AlgorithmListing>>, ApiError> {
+    Ok(Json(api.catalog.listing().await?))
 }
 
-async fn schemas(State(api): State<TaskApi>) -> Result<Response, ApiError> {
+/// Each algorithm's payload schema
+#[utoipa::path(get, path = "/v1/schemas", responses(
+    (status = 200, description = "{algorithm: JSON schema}", body = BTreeMap<String, Object>),
+    (status = 503, response = Unavailable),
+))]
+async fn schemas(State(api): State<TaskApi>) -> Result<Json<BTreeMap<String, Value>>, ApiError> {
     let schemas: BTreeMap<String, Value> = api
         .catalog
         .listing()
@@ -347,36 +538,70 @@ async fn schemas(State(api): State<TaskApi>) -> Result<Response, ApiError> {
         .filter(|algorithm| algorithm.available)
         .map(|algorithm| (algorithm.name, algorithm.schema))
         .collect();
-    Ok(Json(schemas).into_response())
+    Ok(Json(schemas))
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
+/// The query of `GET /v1/dead-letters`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct DeadLetterQuery {
+    /// At most this many; brought within 1 to 1000.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<usize>,
 }
 
+/// Dead-lettered tasks, oldest first
+#[utoipa::path(get, path = "/v1/dead-letters",
+    params(DeadLetterQuery),
+    responses(
+        (status = 200, description = "Dead letters", body = Vec<DeadLetterView>),
+        (status = 400, response = BadRequest),
+        (status = 503, response = Unavailable),
+    ),
+)]
 async fn dead_letters(
     State(api): State<TaskApi>,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
+    query: Result<Query<DeadLetterQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<DeadLetterView>>, ApiError> {
     let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(Json(api.dead_letters(limit).await?).into_response())
+    Ok(Json(api.dead_letters(limit).await?))
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /v1/dead-letters/requeue`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RequeueRequest {
-    /// Keys from `GET /v1/dead-letters`.
+    /// Keys from `GET /v1/dead-letters`; not with `algorithm`.
     keys: Option<Vec<String>>,
-    /// Every dead letter of this algorithm. With neither, every dead letter.
+    /// Every dead letter of this algorithm; not with `keys`. With neither, every dead letter.
     algorithm: Option<String>,
 }
 
+/// What `POST /v1/dead-letters/requeue` answers.
+#[derive(Serialize, ToSchema)]
+struct Requeued {
+    /// How many dead letters went back to the task queue.
+    requeued: usize,
+}
+
+/// Replay dead letters: those of `keys`, every one of `algorithm`, or all of them
+#[utoipa::path(post, path = "/v1/dead-letters/requeue",
+    request_body = RequeueRequest,
+    responses(
+        (status = 200, description = "How many were requeued", body = Requeued),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = TooLarge),
+        (status = 503, response = Unavailable),
+    ),
+    security(("token" = []), ()),
+)]
 async fn requeue(
     State(api): State<TaskApi>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<Requeued>, ApiError> {
     let request: RequeueRequest = parse_body(body)?;
     let which = match (request.keys, request.algorithm) {
         (Some(_), Some(_)) => {
@@ -389,9 +614,13 @@ async fn requeue(
         (None, None) => Requeue::All,
     };
     let requeued = api.requeue(which).await?;
-    Ok(Json(json!({"requeued": requeued})).into_response())
+    Ok(Json(Requeued { requeued }))
 }
 
+/// Prometheus metrics
+#[utoipa::path(get, path = "/metrics", responses(
+    (status = 200, description = "text exposition format", body = String, content_type = "text/plain"),
+))]
 async fn metrics(State(api): State<TaskApi>) -> Response {
     (
         [("content-type", "text/plain; version=0.0.4")],

@@ -18,7 +18,7 @@ use serde_json::Value;
 use switchyard_wire::{ErrorKind, FailedAttempt, TaskError, TaskOutcome, TaskResult};
 
 /// Where a task is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskStatus {
     /// Accepted and on the queue (or waiting for a retry).
@@ -96,7 +96,7 @@ impl TaskStatus {
 }
 
 /// A task as `GET /v1/tasks/{id}` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TaskRecord {
     pub id: String,
     pub algorithm: String,
@@ -111,12 +111,14 @@ pub struct TaskRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     pub submitted_at_ms: u64,
+    #[schema(maximum = 9)]
     pub priority: u8,
     /// The payload as submitted; only in a single task's record, and absent once
     /// `--retain-payloads` dropped it (or for a task this store only saw the result of).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload: Option<Value>,
-    /// Failed attempts, oldest first; only in a single task's record.
+    /// Failed attempts, oldest first (at most 20); only in a single task's record, absent when
+    /// none failed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<FailedAttempt>,
 }

@@ -41,6 +41,7 @@ pub struct RunnerRegistration {
 
 /// An algorithm a runner cannot run on its machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UnavailableAlgorithm {
     pub name: String,
@@ -50,6 +51,7 @@ pub struct UnavailableAlgorithm {
 
 /// One algorithm a runner hosts, with the JSON schema of its payload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AlgorithmInfo {
     pub name: String,
@@ -65,11 +67,13 @@ pub struct RegistrationAck {
 
 /// One replica in the detailed listing (`GET /runners`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunnerEntry {
     /// The runner's id; for a legacy registration, `legacy:<host>`.
     pub id: String,
     pub base_url: String,
     pub algorithms: Vec<AlgorithmInfo>,
+    /// Algorithms this runner cannot run, with why; absent when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unavailable: Vec<UnavailableAlgorithm>,
     pub capacity: u32,

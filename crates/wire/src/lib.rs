@@ -18,9 +18,10 @@ pub mod task;
 pub use result::{ErrorKind, FailedAttempt, TaskError, TaskOutcome, TaskResult};
 pub use task::{RawTask, Task, TaskParseError};
 
-/// The JSON body a runner answers with when a call fails: the series' `{"message": ...}` shape,
-/// with an optional detail.
+/// The JSON body of a refused or failed call, a runner's or the task API's: the series'
+/// `{"message": ...}` shape, with an optional detail.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// What went wrong, for a human.
     pub message: String,

@@ -36,11 +36,14 @@ pub const MAX_HISTORY_MESSAGE: usize = 300;
 
 /// One attempt that failed: which runner (none when no runner hosted the algorithm) and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FailedAttempt {
     pub attempt: u32,
+    /// Absent when no runner hosted the algorithm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner: Option<String>,
     pub kind: ErrorKind,
+    /// Cut to 300 bytes.
     pub message: String,
 }
 
@@ -93,6 +96,7 @@ impl TaskResult {
 
 /// Why a task failed, for the producer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskError {
     pub kind: ErrorKind,
     pub message: String,
@@ -103,6 +107,7 @@ pub struct TaskError {
 
 /// The classes of failure the controller tells apart; each decides whether a retry can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The queued body is not a task (not JSON, no algorithm). Permanent.
