@@ -73,7 +73,13 @@ pub async fn prune_once(
     let before =
         |keep: Duration| now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
     let forgotten = match retention.tasks {
-        Some(keep) => in_batches(|| store.prune(before(keep), BATCH)).await?,
+        Some(keep) => {
+            let forgotten = in_batches(|| store.prune(before(keep), BATCH)).await?;
+            // A pruned id answers 410 Gone for one more retention, then 404: kept forever, the
+            // ids would grow the store by a row per task.
+            in_batches(|| store.forget_pruned(before(keep.saturating_mul(2)), BATCH)).await?;
+            forgotten
+        }
         None => 0,
     };
     let dropped = match retention.payloads {
@@ -98,5 +104,47 @@ where
             return Ok(total);
         }
         tokio::task::yield_now().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_wire::{TaskOutcome, TaskResult};
+
+    #[tokio::test]
+    async fn a_pruned_id_is_gone_for_one_more_retention_then_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TaskStore::open(&dir.path().join("tasks.db")).unwrap();
+        store
+            .record_result(TaskResult {
+                id: "finished".into(),
+                algorithm: "echo".into(),
+                outcome: TaskOutcome::Ok {
+                    result: serde_json::json!({}),
+                },
+                attempts: 1,
+                runner: None,
+                duration_ms: 1,
+                history: vec![],
+            })
+            .await
+            .unwrap();
+        let keep_a_minute = Retention {
+            tasks: Some(Duration::from_secs(60)),
+            payloads: None,
+        };
+        let now = now_ms();
+        let pruned = prune_once(&store, keep_a_minute, now + 61_000).await;
+        assert_eq!(pruned.unwrap(), (1, 0));
+        assert!(store.was_pruned("finished".into()).await.unwrap());
+        prune_once(&store, keep_a_minute, now + 119_000)
+            .await
+            .unwrap();
+        assert!(store.was_pruned("finished".into()).await.unwrap());
+        prune_once(&store, keep_a_minute, now + 121_000)
+            .await
+            .unwrap();
+        assert!(!store.was_pruned("finished".into()).await.unwrap());
     }
 }

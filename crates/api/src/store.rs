@@ -7,7 +7,9 @@
 //!
 //! Finished tasks are pruned after a retention ([`TaskStore::prune`], run by
 //! [`crate::retention`]); a pruned task's id is kept in `pruned` so its lookup answers 410 Gone,
-//! not 404, at the cost of one short row per task (about 50 bytes).
+//! not 404, at the cost of one short row per task (about 100 bytes with its index), until it is
+//! forgotten in turn ([`TaskStore::forget_pruned`]): kept forever, those rows would be all that
+//! grows under a steady load.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -227,19 +229,24 @@ impl TaskStore {
         )?;
         // Stores made before retention have no finish time: their finished tasks count as
         // finished at the upgrade.
-        if add_column_if_missing(&connection, "finished_at_ms INTEGER")? {
+        if add_column_if_missing(&connection, "tasks", "finished_at_ms INTEGER")? {
             connection.execute(
                 "UPDATE tasks SET finished_at_ms = ?1 WHERE status IN ('done', 'failed', 'dead')",
                 [now_ms()],
             )?;
         }
-        add_column_if_missing(&connection, "deadline_ms INTEGER")?;
+        add_column_if_missing(&connection, "tasks", "deadline_ms INTEGER")?;
         // Tasks of an older store were all submitted without one: 0.
-        add_column_if_missing(&connection, "priority INTEGER NOT NULL DEFAULT 0")?;
-        add_column_if_missing(&connection, "history TEXT")?;
+        add_column_if_missing(&connection, "tasks", "priority INTEGER NOT NULL DEFAULT 0")?;
+        add_column_if_missing(&connection, "tasks", "history TEXT")?;
+        // Ids pruned by an older build count as finished at the upgrade.
+        if add_column_if_missing(&connection, "pruned", "finished_at_ms INTEGER")? {
+            connection.execute("UPDATE pruned SET finished_at_ms = ?1", [now_ms()])?;
+        }
         connection.execute_batch(
             "CREATE INDEX IF NOT EXISTS tasks_finished ON tasks(finished_at_ms)
-             WHERE finished_at_ms IS NOT NULL;",
+             WHERE finished_at_ms IS NOT NULL;
+             CREATE INDEX IF NOT EXISTS pruned_finished ON pruned(finished_at_ms);",
         )?;
         Ok(TaskStore {
             connection: Arc::new(Mutex::new(connection)),
@@ -448,17 +455,37 @@ impl TaskStore {
     pub async fn prune(&self, finished_before_ms: i64, batch: usize) -> Result<usize, StoreError> {
         self.with(move |connection| {
             let transaction = connection.transaction()?;
-            let selected = "SELECT id FROM tasks WHERE finished_at_ms < ?1 LIMIT ?2";
+            let selected = "FROM tasks WHERE finished_at_ms < ?1 LIMIT ?2";
             transaction.execute(
-                &format!("INSERT OR IGNORE INTO pruned (id) {selected}"),
+                &format!(
+                    "INSERT OR IGNORE INTO pruned (id, finished_at_ms) SELECT id, finished_at_ms \
+                     {selected}"
+                ),
                 params![finished_before_ms, batch as i64],
             )?;
             let pruned = transaction.execute(
-                &format!("DELETE FROM tasks WHERE id IN ({selected})"),
+                &format!("DELETE FROM tasks WHERE id IN (SELECT id {selected})"),
                 params![finished_before_ms, batch as i64],
             )?;
             transaction.commit()?;
             Ok(pruned)
+        })
+        .await
+    }
+
+    /// Forgets up to `batch` pruned ids of tasks that finished before `finished_before_ms` (Unix
+    /// ms): from then on their lookup answers 404 like an id never known; the number forgotten.
+    pub async fn forget_pruned(
+        &self,
+        finished_before_ms: i64,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        self.with(move |connection| {
+            connection.execute(
+                "DELETE FROM pruned WHERE id IN (
+                     SELECT id FROM pruned WHERE finished_at_ms < ?1 LIMIT ?2)",
+                params![finished_before_ms, batch as i64],
+            )
         })
         .await
     }
@@ -620,15 +647,19 @@ impl TaskStore {
     }
 }
 
-/// Adds `column` (a name and a type) to `tasks` unless a store made before it has it; whether it
+/// Adds `column` (a name and a type) to `table` unless a store made before it has it; whether it
 /// was added.
-fn add_column_if_missing(connection: &Connection, column: &str) -> rusqlite::Result<bool> {
+fn add_column_if_missing(
+    connection: &Connection,
+    table: &str,
+    column: &str,
+) -> rusqlite::Result<bool> {
     let name = column.split_whitespace().next().unwrap_or(column);
     let present = connection
-        .prepare("SELECT 1 FROM pragma_table_info('tasks') WHERE name = ?1")?
-        .exists([name])?;
+        .prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
+        .exists([table, name])?;
     if !present {
-        connection.execute_batch(&format!("ALTER TABLE tasks ADD COLUMN {column}"))?;
+        connection.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column}"))?;
     }
     Ok(!present)
 }
@@ -764,6 +795,38 @@ mod tests {
         assert!(store.was_pruned("done".into()).await.unwrap());
         assert!(!store.was_pruned("queued".into()).await.unwrap());
         assert!(store.get("queued".into()).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn pruned_ids_are_forgotten_in_turn_so_the_store_stops_growing() {
+        let (_dir, store) = store();
+        store.record_result(ok_result("old")).await.unwrap();
+        let later = now_ms() + 1_000;
+        assert_eq!(store.prune(later, 10).await.unwrap(), 1);
+        assert_eq!(
+            store.forget_pruned(now_ms() - 60_000, 10).await.unwrap(),
+            0,
+            "finished too recently"
+        );
+        assert!(store.was_pruned("old".into()).await.unwrap());
+        assert_eq!(store.forget_pruned(later, 10).await.unwrap(), 1);
+        assert!(!store.was_pruned("old".into()).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn ids_pruned_by_an_older_build_are_forgotten_like_new_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tasks.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE pruned (id TEXT PRIMARY KEY) WITHOUT ROWID;
+                 INSERT INTO pruned (id) VALUES ('before-the-upgrade');",
+            )
+            .unwrap();
+        let store = TaskStore::open(&path).unwrap();
+        assert!(store.was_pruned("before-the-upgrade".into()).await.unwrap());
+        assert_eq!(store.forget_pruned(now_ms() + 1_000, 10).await.unwrap(), 1);
     }
 
     #[tokio::test]
