@@ -245,12 +245,6 @@ mod tests {
             "routed but not documented: {:?}",
             served.difference(&documented).collect::<Vec<_>>()
         );
-        std::fs::write(
-            "/tmp/generated.json",
-            serde_json::to_string_pretty(&document).unwrap(),
-        )
-        .unwrap();
-        eprintln!("SERVED {served:?} NOTAPI {not_api:?}");
         for path in &served {
             assert_eq!(
                 served_methods(&router, path).await,
