@@ -17,7 +17,8 @@ use switchyard_algorithms::classifier::{
     ClassifierError, ClassifierOptions, EngineChoice, EngineError, ImageClassifierPayload, Model,
     Preprocessing,
 };
-use switchyard_algorithms::image_input::{ImageInput, decode};
+use switchyard_algorithms::image_input::{ImageInput, decode, decode_at_least};
+use switchyard_algorithms::samples::phone_photo;
 use switchyard_runner::{parse_payload, schema_of};
 
 /// Largest difference allowed between a stored reference probability and ours. The reference
@@ -84,6 +85,59 @@ fn tract_matches_the_reference() {
     let model = tract_model();
     assert_eq!(model.engine_name(), "tract");
     assert_matches_reference(&model);
+}
+
+/// A 12 MP JPEG decoded at 1/8 scale (its shorter side 378, still over the resize length, 256)
+/// gets the answer of its whole decode: the same top-1 label, every score within the tolerance
+/// held against the reference. The classifier decodes it so, through its loader.
+#[tokio::test]
+async fn a_phone_photo_decoded_at_a_reduced_scale_gets_the_whole_decodes_answer() {
+    let model = tract_model();
+    let photo = phone_photo().unwrap();
+    let resize = model.preprocessing().resize;
+    let reduced = decode_at_least(&photo, u64::MAX, resize)
+        .unwrap()
+        .into_rgb8();
+    assert_eq!(reduced.dimensions(), (504, 378));
+    let whole = decode(&photo, u64::MAX).unwrap().into_rgb8();
+    assert_eq!(whole.dimensions(), (4032, 3024));
+    let reduced_scores = model.classify(&reduced, usize::MAX).unwrap();
+    let whole_scores: HashMap<String, f32> = model
+        .classify(&whole, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|score| (score.label, score.score))
+        .collect();
+    let whole_best = whole_scores
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(label, _)| label.clone())
+        .unwrap();
+    assert_eq!(reduced_scores[0].label, whole_best);
+    let largest_gap = reduced_scores
+        .iter()
+        .map(|score| (score.score - whole_scores[&score.label]).abs())
+        .fold(0.0f32, f32::max);
+    eprintln!(
+        "{whole_best}: {} reduced, {} whole; largest gap {largest_gap}",
+        reduced_scores[0].score, whole_scores[&whole_best]
+    );
+    assert!(largest_gap <= REFERENCE_TOLERANCE, "{largest_gap}");
+
+    let answer = classifier(local_images())
+        .classify(ImageClassifierPayload {
+            image: ImageInput::base64(base64::engine::general_purpose::STANDARD.encode(&photo)),
+            top_k: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(answer.label, whole_best);
+    assert!(
+        (answer.score - reduced_scores[0].score).abs() < 1e-6,
+        "the classifier decodes at the reduced scale: {} vs {}",
+        answer.score,
+        reduced_scores[0].score
+    );
 }
 
 #[cfg(feature = "onnxruntime")]

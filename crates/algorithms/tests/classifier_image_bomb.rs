@@ -1,6 +1,7 @@
-//! A PNG that claims 60000x60000 pixels (10.8 GB decoded) in a few dozen bytes is refused from
-//! its header, before any pixel buffer exists: measured here by the largest single allocation
-//! made while loading it. Alone in its binary, so no other test's allocations are counted.
+//! A PNG or a JPEG that claims 60000x60000 pixels (10.8 GB decoded) in a few bytes is refused
+//! from its header, before any pixel buffer exists, whole or at the classifier's reduced scale:
+//! measured here by the largest single allocation made while loading it. One test alone in its
+//! binary, so no other test's allocations are counted.
 
 // A failed unwrap is the test's failure message.
 #![allow(clippy::unwrap_used)]
@@ -11,8 +12,11 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine as _;
-use support::{local_images, png_claiming};
-use switchyard_algorithms::image_input::{ImageInput, ImageLoader};
+use support::{jpeg_claiming, local_images, png_claiming};
+use switchyard_algorithms::image_input::{
+    ImageInput, ImageInputError, ImageLoader, decode_at_least,
+};
+use switchyard_algorithms::samples::phone_photo;
 
 /// The system allocator, remembering the largest allocation asked of it.
 struct LargestAllocation;
@@ -39,7 +43,7 @@ unsafe impl GlobalAlloc for LargestAllocation {
 static ALLOCATOR: LargestAllocation = LargestAllocation;
 
 #[tokio::test]
-async fn a_huge_header_is_refused_without_allocating_its_pixels() {
+async fn huge_headers_are_refused_without_allocating_their_pixels() {
     let loader = ImageLoader::new(local_images()).unwrap();
     let bomb = png_claiming(60_000, 60_000);
     assert!(bomb.len() < 100, "{} bytes", bomb.len());
@@ -61,4 +65,33 @@ async fn a_huge_header_is_refused_without_allocating_its_pixels() {
         422,
         "the tiny IDAT holds no pixels: {error}"
     );
+
+    // The classifier's reduced-scale JPEG path checks the declared size as early: the limit is
+    // on what the user sends, not on the 7500x7500 it would be decoded to.
+    let bomb = jpeg_claiming(60_000, 60_000);
+    assert!(bomb.len() < 1_000, "{} bytes", bomb.len());
+    let input = ImageInput::base64(base64::engine::general_purpose::STANDARD.encode(&bomb));
+    LARGEST.store(0, Ordering::Relaxed);
+    let error = loader.load_at_least(&input, 256).await.unwrap_err();
+    let largest = LARGEST.load(Ordering::Relaxed);
+    assert_eq!(error.status(), 413, "{error}");
+    assert!(error.to_string().contains("60000x60000 pixels"), "{error}");
+    assert!(largest < 1 << 20, "largest allocation: {largest} bytes");
+
+    // A real 12 MP photo over a 10 MP limit is refused the same way, though its 1/8 scale
+    // decode would hold 190,512 pixels.
+    let photo = phone_photo().unwrap();
+    let max_pixels = 10_000_000;
+    LARGEST.store(0, Ordering::Relaxed);
+    let error = decode_at_least(&photo, max_pixels, 256).unwrap_err();
+    let largest = LARGEST.load(Ordering::Relaxed);
+    assert_eq!(
+        error,
+        ImageInputError::TooManyPixels {
+            width: 4032,
+            height: 3024,
+            max_pixels
+        }
+    );
+    assert!(largest < 1 << 20, "largest allocation: {largest} bytes");
 }

@@ -7,7 +7,7 @@ use std::process::Command;
 use serde_json::Value;
 
 /// The keys scripts and docs rely on; each a positive, finite number.
-const NUMBERS: [&str; 12] = [
+const NUMBERS: [&str; 13] = [
     "broker_ceiling_tps",
     "dispatch_tps",
     "dispatch_ratio",
@@ -20,7 +20,11 @@ const NUMBERS: [&str; 12] = [
     "controller_rss_mb",
     "runner_rss_mb",
     "offered_load_tps",
+    "phone_photo_end_to_end_slowdown",
 ];
+
+/// The input sizes each `*_by_size` figure has a number for.
+const SIZES: [&str; 3] = ["600x400", "4032x3024_jpeg", "2560x1600_png"];
 
 fn positive(figures: &Value, key: &str) {
     let value = figures[key]
@@ -64,6 +68,20 @@ fn quick_bench_reports_every_figure() {
             );
         }
     }
+    for by_size in [
+        "bytes_by_size",
+        "decode_resize_ips_by_size",
+        "algorithm_ips_by_size",
+        "worker_ips_by_size",
+    ] {
+        for size in SIZES {
+            positive(&figures[by_size], size);
+        }
+    }
+    positive(
+        &figures["decode_resize_ips_by_size"],
+        "4032x3024_jpeg_decoded_whole",
+    );
     let engine = figures["engine"].as_str().expect("engine is a string");
     assert!(
         ["tract", "onnxruntime"].contains(&engine),

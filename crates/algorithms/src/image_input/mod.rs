@@ -19,7 +19,7 @@ use serde::Deserialize;
 use switchyard_runner::{AlgorithmError, blocking};
 
 pub use address::{Restricted, restriction};
-pub use decode::{MAX_SIDE, decode};
+pub use decode::{MAX_SIDE, decode, decode_at_least};
 pub use error::ImageInputError;
 
 /// The part of a payload that names an image. Flatten it into an algorithm's payload.
@@ -109,13 +109,34 @@ impl ImageLoader {
         &self.options
     }
 
-    /// The decoded image; decoding runs on the blocking pool.
+    /// The decoded image, every pixel of it; decoding runs on the blocking pool.
     pub async fn load(&self, input: &ImageInput) -> Result<DynamicImage, AlgorithmError> {
+        self.load_scaled(input, None).await
+    }
+
+    /// The decoded image for a consumer that shrinks it to a shorter side of `shorter_side`: a
+    /// large JPEG is decoded at a reduced scale no smaller than that ([`decode_at_least`]).
+    pub async fn load_at_least(
+        &self,
+        input: &ImageInput,
+        shorter_side: u32,
+    ) -> Result<DynamicImage, AlgorithmError> {
+        self.load_scaled(input, Some(shorter_side)).await
+    }
+
+    async fn load_scaled(
+        &self,
+        input: &ImageInput,
+        shorter_side: Option<u32>,
+    ) -> Result<DynamicImage, AlgorithmError> {
         let bytes = self.bytes(input).await?;
         let max_pixels = self.options.max_pixels;
         blocking(move || {
             let started = Instant::now();
-            let image = decode(&bytes, max_pixels)?;
+            let image = match shorter_side {
+                Some(shorter_side) => decode_at_least(&bytes, max_pixels, shorter_side)?,
+                None => decode(&bytes, max_pixels)?,
+            };
             tracing::debug!(
                 width = image.width(),
                 height = image.height(),

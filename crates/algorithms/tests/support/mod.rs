@@ -93,6 +93,23 @@ pub(crate) fn png_claiming(width: u32, height: u32) -> Vec<u8> {
     png
 }
 
+/// A baseline JPEG whose frame header claims `width` x `height` pixels over the scan of a 16x16
+/// grey image: a bomb to a decoder that trusts headers, in a few hundred bytes.
+pub(crate) fn jpeg_claiming(width: u16, height: u16) -> Vec<u8> {
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
+        .encode(&[128; 16 * 16 * 3], 16, 16, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    let frame = jpeg
+        .windows(2)
+        .position(|marker| marker == [0xff, 0xc0])
+        .expect("a baseline frame header");
+    // The marker, the segment's length, the sample precision, then height and width.
+    jpeg[frame + 5..frame + 7].copy_from_slice(&height.to_be_bytes());
+    jpeg[frame + 7..frame + 9].copy_from_slice(&width.to_be_bytes());
+    jpeg
+}
+
 fn push_chunk(png: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
     png.extend_from_slice(&(data.len() as u32).to_be_bytes());
     png.extend_from_slice(kind);

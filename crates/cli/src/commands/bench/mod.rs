@@ -58,7 +58,8 @@ pub(crate) struct Args {
     /// [default: 20000 in 4 rounds, --quick 300 in 2].
     #[arg(long)]
     tasks: Option<usize>,
-    /// Images classified per measurement, shared out over its rounds
+    /// Images classified per measurement, shared out over its rounds; a quarter as many (at
+    /// least one per core) for the 12 MP photo and the screenshot
     /// [default: 400 in 4 rounds, --quick 8 in 2].
     #[arg(long)]
     images: Option<usize>,

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::classify::ClassifyFigures;
+use super::classify::{ClassifyFigures, SizeFigures};
 use super::roundtrip::Percentiles;
 
 /// What the classifier has instead of request batching, and why (measured, not guessed).
@@ -50,6 +50,8 @@ pub(super) struct Figures {
 impl Figures {
     pub(super) fn to_json(&self) -> Value {
         let (rabbitmq, embedded, classify) = (&self.rabbitmq, &self.embedded, &self.classify);
+        let mut decode_resize_by_size = by_size(classify, |size| size.decode_resize_ips);
+        decode_resize_by_size[WHOLE_DECODE_KEY] = json!(classify.phone_photo_whole_decode_ips);
         json!({
             "broker_ceiling_tps": rabbitmq.ceiling_tps,
             "dispatch_tps": rabbitmq.worker_tps,
@@ -70,6 +72,11 @@ impl Figures {
             "algorithm_ips": classify.algorithm_ips,
             "worker_ips": classify.worker_ips,
             "classify_ratio": classify.worker_ips / classify.model_alone_ips,
+            "bytes_by_size": by_size(classify, |size| size.mean_bytes as f64),
+            "decode_resize_ips_by_size": decode_resize_by_size,
+            "algorithm_ips_by_size": by_size(classify, |size| size.algorithm_ips),
+            "worker_ips_by_size": by_size(classify, |size| size.worker_ips),
+            "phone_photo_end_to_end_slowdown": classify.phone_photo_slowdown(),
             "worker_to_algorithm_ratio": classify.worker_ips / classify.algorithm_ips,
             "batching": BATCHING,
             "controller_rss_mb": self.controller_rss_mb,
@@ -139,8 +146,49 @@ impl Figures {
             self.concurrency,
             if self.quick { ", --quick" } else { "" }
         ));
+        rows.push(String::new());
+        rows.extend(self.sizes_table());
         rows.join("\n")
     }
+
+    /// The classifier's figures for each input size, and the time per image against the samples'.
+    fn sizes_table(&self) -> Vec<String> {
+        let classify = &self.classify;
+        let mut rows = vec![
+            "| image_classifier input | mean size | decode + resize alone, images/s | in process, images/s | through the worker, images/s | time per image vs 600x400, through the worker |".to_owned(),
+            "| --- | --- | --- | --- | --- | --- |".to_owned(),
+        ];
+        let samples_worker_ips = classify.by_size[0].worker_ips;
+        for size in &classify.by_size {
+            rows.push(format!(
+                "| {} | {:.2} MB | {:.1} | {:.1} | {:.1} | {:.2}x |",
+                size.key,
+                size.mean_bytes as f64 / 1e6,
+                size.decode_resize_ips,
+                size.algorithm_ips,
+                size.worker_ips,
+                samples_worker_ips / size.worker_ips
+            ));
+        }
+        rows.push(format!(
+            "| {WHOLE_DECODE_KEY} (every pixel, as before reduced-scale decoding) | | {:.1} | | | |",
+            classify.phone_photo_whole_decode_ips
+        ));
+        rows
+    }
+}
+
+/// The key of the phone photo's decode + resize when decoded whole, next to the per-size keys.
+const WHOLE_DECODE_KEY: &str = "4032x3024_jpeg_decoded_whole";
+
+/// `{"600x400": .., "4032x3024_jpeg": .., "2560x1600_png": ..}`: one figure of each input size.
+fn by_size(classify: &ClassifyFigures, figure: impl Fn(&SizeFigures) -> f64) -> Value {
+    classify
+        .by_size
+        .iter()
+        .map(|size| (size.key.to_owned(), json!(figure(size))))
+        .collect::<serde_json::Map<String, Value>>()
+        .into()
 }
 
 /// `1.00 / 2.00 / 3.00`, or signed for a difference: `+1.00 / +2.00 / -0.10`.
