@@ -1,13 +1,14 @@
 //! `switchyard bench --quick --json` runs every measurement end to end on the local RabbitMQ
 //! (scripts/ensure-rabbitmq.sh) and reports a usable figure for each. The figures themselves
-//! depend on the machine and the profile, so nothing here judges them.
+//! depend on the machine and the profile, so nothing here judges them. The peer (bench/peers)
+//! runs too, from the environment bench/peers/setup.sh makes.
 
 use std::process::Command;
 
 use serde_json::Value;
 
 /// The keys scripts and docs rely on; each a positive, finite number.
-const NUMBERS: [&str; 13] = [
+const NUMBERS: [&str; 17] = [
     "broker_ceiling_tps",
     "dispatch_tps",
     "dispatch_ratio",
@@ -21,6 +22,10 @@ const NUMBERS: [&str; 13] = [
     "runner_rss_mb",
     "offered_load_tps",
     "phone_photo_end_to_end_slowdown",
+    "peer_ips",
+    "runner_direct_ips",
+    "runner_direct_to_peer_ratio",
+    "worker_to_peer_ratio",
 ];
 
 /// The input sizes each `*_by_size` figure has a number for.
@@ -36,7 +41,9 @@ fn positive(figures: &Value, key: &str) {
 #[test]
 fn quick_bench_reports_every_figure() {
     let output = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["bench", "--quick", "--json"])
+        .args(["bench", "--quick", "--json", "--peer"])
+        // Made by bench/peers/setup.sh, which scripts/test runs.
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/peers"))
         .output()
         .expect("run switchyard bench");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -52,6 +59,8 @@ fn quick_bench_reports_every_figure() {
         "dispatch_latency_ms",
         "embedded_ceiling_latency_ms",
         "embedded_latency_ms",
+        "peer_latency_ms",
+        "runner_direct_latency_ms",
     ] {
         for percentile in ["p50", "p95", "p99"] {
             positive(&figures[latencies], percentile);

@@ -123,6 +123,19 @@ impl Children {
         }
     }
 
+    /// Where the runner serves, as it registered with discovery.
+    pub(super) async fn runner_url(&self) -> anyhow::Result<String> {
+        let runners = DiscoveryClient::new(self.discovery_url.clone(), None)
+            .runners()
+            .await
+            .context("asking discovery for the runner")?;
+        runners
+            .into_iter()
+            .next()
+            .map(|runner| runner.base_url)
+            .context("no runner is registered")
+    }
+
     /// Peak resident memory of the controller and of the runner, in MiB.
     pub(super) fn peak_rss_mb(&self) -> anyhow::Result<(f64, f64)> {
         let peak = |child: &Child| {

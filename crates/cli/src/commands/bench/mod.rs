@@ -12,12 +12,13 @@
 mod ceiling;
 mod children;
 mod classify;
+mod peer;
 mod report;
 mod roundtrip;
 mod rss;
 mod turns;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use children::Children;
 use classify::ClassifyFigures;
+use peer::DirectFigures;
 use report::{Figures, LatencyFigures, QueueFigures};
 use roundtrip::{Percentiles, Producer};
 use turns::{in_turns, overall_rate};
@@ -66,6 +68,14 @@ pub(crate) struct Args {
     /// The controller's concurrency, which is also its prefetch and the ceiling's.
     #[arg(long, default_value_t = ControllerConfig::default().concurrency)]
     concurrency: usize,
+    /// The classifier users would deploy instead (FastAPI + onnxruntime + Pillow), measured
+    /// against Switchyard's runner: this repository's `bench/peers`, once its `setup.sh` has
+    /// made its environment.
+    #[arg(long, default_value = "bench/peers")]
+    peer: PathBuf,
+    /// Leave the peer out.
+    #[arg(long)]
+    no_peer: bool,
 }
 
 /// How much each measurement does.
@@ -157,7 +167,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let rss = children.peak_rss_mb();
     children.stop().await;
     let cleanup = delete_queues(&args.amqp, &prefix).await;
-    let ((rabbitmq, embedded, classify), (controller_rss_mb, runner_rss_mb)) =
+    let ((rabbitmq, embedded, classify, direct), (controller_rss_mb, runner_rss_mb)) =
         match measured.and_then(|measured| Ok((measured, rss?))) {
             Ok(figures) => figures,
             Err(error) => {
@@ -174,6 +184,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         rabbitmq,
         embedded,
         classify,
+        direct,
         controller_rss_mb,
         runner_rss_mb,
         engine: model.engine_name(),
@@ -197,7 +208,12 @@ async fn measure(
     scratch: &Path,
     model: &Arc<switchyard_algorithms::classifier::Model>,
     children: &mut Children,
-) -> anyhow::Result<(QueueFigures, QueueFigures, ClassifyFigures)> {
+) -> anyhow::Result<(
+    QueueFigures,
+    QueueFigures,
+    ClassifyFigures,
+    Option<DirectFigures>,
+)> {
     let prefetch = u16::try_from(args.concurrency).expect("checked in run");
 
     // RabbitMQ: the ceiling's null worker and the controller child on queues of their own.
@@ -259,7 +275,21 @@ async fn measure(
         &worker_producer,
     )
     .await?;
-    Ok((amqp_figures, embedded_figures, classification))
+    let direct = if args.no_peer {
+        None
+    } else {
+        let runner_url = format!("{}/run/image_classifier", children.runner_url().await?);
+        let measured = peer::measure(
+            &args.peer,
+            scratch,
+            cores,
+            &runner_url,
+            (sizes.rounds, sizes.per_round(sizes.images)),
+        )
+        .await?;
+        Some(measured)
+    };
+    Ok((amqp_figures, embedded_figures, classification, direct))
 }
 
 /// Throughput of the ceiling and of the worker, then the latency of both at half the worker's
@@ -364,6 +394,8 @@ mod tests {
             tasks: None,
             images: None,
             concurrency: 16,
+            peer: PathBuf::new(),
+            no_peer: true,
         };
         let sizes = args.sizes();
         assert_eq!(sizes.rounds, 4);

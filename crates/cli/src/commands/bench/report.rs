@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use super::classify::{ClassifyFigures, SizeFigures};
+use super::peer::DirectFigures;
 use super::roundtrip::Percentiles;
 
 /// What the classifier has instead of request batching, and why (measured, not guessed).
@@ -39,6 +40,8 @@ pub(super) struct Figures {
     pub rabbitmq: QueueFigures,
     pub embedded: QueueFigures,
     pub classify: ClassifyFigures,
+    /// The peer and the runner called directly; absent with `--no-peer`.
+    pub direct: Option<DirectFigures>,
     pub controller_rss_mb: f64,
     pub runner_rss_mb: f64,
     pub engine: &'static str,
@@ -52,7 +55,7 @@ impl Figures {
         let (rabbitmq, embedded, classify) = (&self.rabbitmq, &self.embedded, &self.classify);
         let mut decode_resize_by_size = by_size(classify, |size| size.decode_resize_ips);
         decode_resize_by_size[WHOLE_DECODE_KEY] = json!(classify.phone_photo_whole_decode_ips);
-        json!({
+        let mut figures = json!({
             "broker_ceiling_tps": rabbitmq.ceiling_tps,
             "dispatch_tps": rabbitmq.worker_tps,
             "dispatch_ratio": rabbitmq.ratio(),
@@ -85,7 +88,17 @@ impl Figures {
             "cores": self.cores,
             "concurrency": self.concurrency,
             "quick": self.quick,
-        })
+        });
+        if let Some(direct) = &self.direct {
+            figures["peer_ips"] = json!(direct.peer_ips);
+            figures["peer_latency_ms"] = json!(direct.peer_latency);
+            figures["runner_direct_ips"] = json!(direct.runner_direct_ips);
+            figures["runner_direct_latency_ms"] = json!(direct.runner_latency);
+            figures["runner_direct_to_peer_ratio"] =
+                json!(direct.runner_direct_ips / direct.peer_ips);
+            figures["worker_to_peer_ratio"] = json!(classify.worker_ips / direct.peer_ips);
+        }
+        figures
     }
 
     /// A Markdown table: pastes into docs/benchmarks.md as it is.
@@ -134,6 +147,25 @@ impl Figures {
             classify.worker_ips,
             classify.worker_ips / classify.algorithm_ips
         ));
+        if let Some(direct) = &self.direct {
+            rows.push(format!(
+                "| the peer (FastAPI + onnxruntime + Pillow) against Switchyard's runner, both called over HTTP, images/s | {:.1} | {:.1} | {:.2}x | >= 1.5x |",
+                direct.peer_ips,
+                direct.runner_direct_ips,
+                direct.runner_direct_ips / direct.peer_ips
+            ));
+            rows.push(format!(
+                "| the same, latency p50 / p95 / p99 ms | {} | {} | | |",
+                percentiles(direct.peer_latency, false),
+                percentiles(direct.runner_latency, false)
+            ));
+            rows.push(format!(
+                "| the peer called directly against the whole worker, images/s | {:.1} | {:.1} | {:.2}x | >= 1.0x |",
+                direct.peer_ips,
+                classify.worker_ips,
+                classify.worker_ips / direct.peer_ips
+            ));
+        }
         rows.push(format!(
             "| peak RSS, controller / runner | | {:.1} MB / {:.1} MB | | controller < 50 MB |",
             self.controller_rss_mb, self.runner_rss_mb
