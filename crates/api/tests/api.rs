@@ -1,6 +1,9 @@
 //! The task API over HTTP, with a real discovery, runner and controller behind it: what a
 //! producer sees on every route, the happy paths and every refusal.
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeSet;

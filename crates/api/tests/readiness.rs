@@ -3,6 +3,9 @@
 //! engine not installed) is a 501 with the runner's reason. The loading window is held open
 //! by a loader that waits for the test.
 
+// A failed unwrap is the test's failure message.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 

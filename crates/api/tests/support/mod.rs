@@ -15,26 +15,26 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// The request body limit of the API under test: small, so 413 is cheap to provoke.
-pub const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 /// How long anything in these tests may take on a loaded 2-core machine.
-pub const WITHIN: Duration = Duration::from_secs(60);
+pub(crate) const WITHIN: Duration = Duration::from_secs(60);
 
 /// Always refused by the runner, although its schema accepts the payload: a task the controller
 /// must dead-letter.
 #[switchyard_runner::algorithm]
-pub fn refuse(reason: String) -> Result<String, AlgorithmError> {
+pub(crate) fn refuse(reason: String) -> Result<String, AlgorithmError> {
     Err(AlgorithmError::bad_input(format!("refused: {reason}")))
 }
 
 /// Sleeps `ms`, then answers it: a task that is still running while a client waits.
 #[switchyard_runner::algorithm]
-pub async fn nap(ms: u64) -> Result<u64, AlgorithmError> {
+pub(crate) async fn nap(ms: u64) -> Result<u64, AlgorithmError> {
     tokio::time::sleep(Duration::from_millis(ms)).await;
     Ok(ms)
 }
 
-pub struct Stack {
+pub(crate) struct Stack {
     /// The API's base URL.
     pub url: String,
     pub runner_url: String,
@@ -65,12 +65,12 @@ async fn bind() -> (TcpListener, String) {
 }
 
 impl Stack {
-    pub async fn start() -> Stack {
+    pub(crate) async fn start() -> Stack {
         Self::start_with_token(None).await
     }
 
     /// A stack whose API requires `token` for changes (discovery and the runner do not).
-    pub async fn start_with_token(token: Option<&str>) -> Stack {
+    pub(crate) async fn start_with_token(token: Option<&str>) -> Stack {
         let shutdown = CancellationToken::new();
         let (listener, discovery_url) = bind().await;
         tokio::spawn(switchyard_discovery::serve(
@@ -140,7 +140,7 @@ impl Stack {
     }
 
     /// Starts a controller on the broker (after [`Stack::stop_controller`], a fresh one).
-    pub fn start_controller(&mut self) {
+    pub(crate) fn start_controller(&mut self) {
         self.controller = self.shutdown.child_token();
         let controller = Controller::new(
             Arc::new(self.broker.clone()),
@@ -156,7 +156,7 @@ impl Stack {
     }
 
     /// Stops the controller and returns once it holds no delivery.
-    pub async fn stop_controller(&self) {
+    pub(crate) async fn stop_controller(&self) {
         self.controller.cancel();
         let deadline = Instant::now() + WITHIN;
         while self.broker.unsettled() > 0 {
@@ -165,12 +165,12 @@ impl Stack {
         }
     }
 
-    pub fn at(&self, path: &str) -> String {
+    pub(crate) fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }
 
     /// `POST /v1/tasks`: the status and the JSON answer.
-    pub async fn submit(&self, body: Value, key: Option<&str>) -> (u16, Value) {
+    pub(crate) async fn submit(&self, body: Value, key: Option<&str>) -> (u16, Value) {
         let mut request = self.http.post(self.at("/v1/tasks")).json(&body);
         if let Some(key) = key {
             request = request.header("idempotency-key", key);
@@ -179,7 +179,7 @@ impl Stack {
     }
 
     /// Submits a task that must be accepted; its id.
-    pub async fn accepted(&self, algorithm: &str, payload: Value) -> String {
+    pub(crate) async fn accepted(&self, algorithm: &str, payload: Value) -> String {
         let (status, body) = self
             .submit(
                 serde_json::json!({"algorithm": algorithm, "payload": payload}),
@@ -190,12 +190,12 @@ impl Stack {
         body["id"].as_str().expect("an id").to_string()
     }
 
-    pub async fn get(&self, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
         answer(self.http.get(self.at(path))).await
     }
 
     /// Long-polls a task until it is final.
-    pub async fn wait_final(&self, id: &str) -> Value {
+    pub(crate) async fn wait_final(&self, id: &str) -> Value {
         let deadline = Instant::now() + WITHIN;
         loop {
             let (status, record) = self.get(&format!("/v1/tasks/{id}?wait=20s")).await;
@@ -211,7 +211,7 @@ impl Stack {
     }
 
     /// Results the controller published for `id`: more than one means the task ran twice.
-    pub fn results_for(&self, id: &str) -> usize {
+    pub(crate) fn results_for(&self, id: &str) -> usize {
         self.broker
             .results()
             .iter()
@@ -221,7 +221,7 @@ impl Stack {
 }
 
 /// Sends a request; its status and its body as JSON (the text as a JSON string if it is not).
-pub async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
+pub(crate) async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
     let response = request.send().await.expect("the API answers");
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
