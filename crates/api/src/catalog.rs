@@ -28,8 +28,11 @@ const MIN_REFRESH: Duration = Duration::from_millis(250);
 /// One algorithm as `GET /v1/algorithms` shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AlgorithmListing {
+    /// The name tasks give in `algorithm`.
     pub name: String,
+    /// The JSON schema a payload must satisfy; a submit is checked against it.
     pub schema: Value,
+    /// The runners hosting it now.
     pub replicas: Vec<Replica>,
     /// False when no runner can run it: its runners reported it unavailable.
     pub available: bool,
@@ -42,15 +45,22 @@ pub struct AlgorithmListing {
 /// cannot run (which waiting will not change, so they do not hold readiness back).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Readiness {
+    /// Expected algorithms no runner has registered yet.
     pub loading: Vec<String>,
+    /// Algorithms that cannot run here, with the runner's reason.
     pub unavailable: BTreeMap<String, String>,
 }
 
+/// One runner hosting an algorithm, as `GET /v1/algorithms` shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Replica {
+    /// Discovery's id for the runner.
     pub id: String,
+    /// Where the controller calls it.
     pub base_url: String,
+    /// Its heartbeat is on time; a late runner is called only when no other is left.
     pub healthy: bool,
+    /// A series runner registered through `POST /algorithms`: it never heartbeats.
     pub legacy: bool,
 }
 
@@ -58,13 +68,35 @@ pub struct Replica {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Refusal {
     #[error("unknown algorithm '{name}'; registered: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") })]
-    UnknownAlgorithm { name: String, known: Vec<String> },
+    /// No runner has registered the algorithm, and this deployment does not expect it.
+    UnknownAlgorithm {
+        /// The name the task gave.
+        name: String,
+        /// The algorithms registered, for the message.
+        known: Vec<String>,
+    },
     #[error("payload does not match the schema of '{algorithm}': {detail}")]
-    Invalid { algorithm: String, detail: String },
+    /// The payload does not satisfy the algorithm's schema.
+    Invalid {
+        /// The algorithm.
+        algorithm: String,
+        /// The first violation, naming the field.
+        detail: String,
+    },
     #[error("algorithm '{name}' is still loading; retry shortly")]
-    Loading { name: String },
+    /// The algorithm is hosted here but has not registered yet: a 503 to retry.
+    Loading {
+        /// The algorithm.
+        name: String,
+    },
     #[error("algorithm '{name}' is unavailable: {reason}")]
-    Unavailable { name: String, reason: String },
+    /// No runner can run the algorithm on its machine: a 501 with what to install.
+    Unavailable {
+        /// The algorithm.
+        name: String,
+        /// The runner's reason, naming the command that installs what is missing.
+        reason: String,
+    },
 }
 
 struct Compiled {
@@ -90,12 +122,23 @@ pub struct Catalog {
     expected: Arc<BTreeSet<String>>,
 }
 
+/// Where it reads from and what it expects; the cache sits behind a lock.
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("discovery", &self.discovery)
+            .field("expected", &self.expected)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Catalog {
     /// The discovery this catalog reads, for the runner listing.
     pub fn discovery(&self) -> &DiscoveryClient {
         &self.discovery
     }
 
+    /// A catalog of what `discovery` lists, read again when a name is unknown.
     pub fn new(discovery: DiscoveryClient) -> Catalog {
         Catalog {
             discovery,

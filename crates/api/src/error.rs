@@ -6,11 +6,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use switchyard_wire::ErrorBody;
 
+/// Why a request failed, as the client is told.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The request is malformed: the message says which part.
     #[error("{0}")]
     BadRequest(String),
+    /// No task, algorithm or dead letter of that name or id.
     #[error("{0}")]
     NotFound(String),
     /// It existed and was pruned after its retention.

@@ -36,15 +36,18 @@ pub use store::{Cursor, TaskRecord, TaskStatus, TaskStore};
 /// What `DELETE /v1/tasks/{id}` did.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Cancellation {
+    /// The task.
     pub id: String,
     /// True: it will not be run. False: it already ran, runs, or finished; `status` says which.
     pub cancelled: bool,
+    /// The task's status after the request.
     pub status: TaskStatus,
 }
 
 /// One page of `GET /v1/tasks`.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct TaskPage {
+    /// Newest first.
     pub tasks: Vec<TaskRecord>,
     /// Pass as `cursor` for the next (older) page; `null` after the last one. A page may hold
     /// fewer than `limit` tasks when a `running`/`queued` filter drops some: follow the cursor.
@@ -54,6 +57,7 @@ pub struct TaskPage {
 /// Which dead letters `POST /v1/dead-letters/requeue` replays.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Requeue {
+    /// Every dead letter.
     All,
     /// Keys from `GET /v1/dead-letters`.
     Keys(Vec<String>),
@@ -74,6 +78,7 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 /// What a submit did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Submitted {
+    /// A new task, with its id.
     New(String),
     /// The idempotency key was seen before: the existing task.
     Existing(String),
@@ -82,9 +87,19 @@ pub enum Submitted {
 /// The broker, seen through each trait the API needs.
 #[derive(Clone)]
 pub struct Queues {
+    /// Where tasks are published.
     pub broker: Arc<dyn Broker>,
+    /// Where dead letters are listed and replayed.
     pub dead_letters: Arc<dyn DeadLetterStore>,
+    /// Where the depths are read.
     pub stats: Arc<dyn QueueStats>,
+}
+
+/// The views are trait objects of one backend; there is nothing to show but that they exist.
+impl std::fmt::Debug for Queues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queues").finish_non_exhaustive()
+    }
 }
 
 impl Queues {
@@ -126,14 +141,14 @@ mod metrics {
     use prometheus::{IntCounterVec, Opts, Registry};
 
     /// The API's own counters; a registry per instance so tests can run several.
-    pub struct ApiMetrics {
+    pub(crate) struct ApiMetrics {
         pub registry: Registry,
         pub submitted: IntCounterVec,
         pub refused: IntCounterVec,
     }
 
     impl ApiMetrics {
-        pub fn new() -> ApiMetrics {
+        pub(crate) fn new() -> ApiMetrics {
             let registry = Registry::new();
             let submitted = IntCounterVec::new(
                 Opts::new(
@@ -171,17 +186,33 @@ mod metrics {
 pub struct DeadLetterView {
     /// Pass to `POST /v1/dead-letters/requeue` to replay it.
     pub key: String,
+    /// The task's id, when the producer set one.
     pub id: Option<String>,
     /// The task's algorithm, when its body is a task.
     pub algorithm: Option<String>,
+    /// Why it died, e.g. `rejected`, `no_runner`, `attempts_exhausted`.
     pub reason: String,
+    /// Tries made before it died.
     pub attempts: u32,
+    /// The last error seen.
     pub last_error: String,
     /// The original body: JSON when it parses, else the text as received.
     pub body: Value,
 }
 
+/// Leaves the token out; the rest is shared state with nothing a log line can use.
+impl std::fmt::Debug for TaskApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskApi")
+            .field("catalog", &self.catalog)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
 impl TaskApi {
+    /// An API over `queues`, recording tasks in `store` and checking payloads with `catalog`;
+    /// open to every request until [`TaskApi::with_token`].
     pub fn new(queues: Queues, store: TaskStore, catalog: Catalog) -> TaskApi {
         TaskApi {
             queues,
@@ -208,6 +239,7 @@ impl TaskApi {
         self
     }
 
+    /// The task store, for the result collector and the dashboard.
     pub fn store(&self) -> &TaskStore {
         &self.store
     }
@@ -233,6 +265,8 @@ impl TaskApi {
         Ok(pending.len())
     }
 
+    /// Checks the payload, records the task and publishes it; a reused idempotency key
+    /// answers the task it first created instead.
     pub async fn submit(
         &self,
         algorithm: String,
@@ -412,6 +446,7 @@ impl TaskApi {
         }
     }
 
+    /// Up to `limit` dead letters, oldest first, with their bodies decoded for people.
     pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetterView>, ApiError> {
         let letters = self.queues.dead_letters.list_dead_letters(limit).await?;
         Ok(letters
@@ -483,5 +518,28 @@ impl TaskApi {
             }
         }
         String::from_utf8_lossy(&text).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_leaves_the_token_out() {
+        let data = tempfile::tempdir().unwrap();
+        let discovery = switchyard_discovery::DiscoveryClient::new(
+            "http://discovery:8500",
+            Some("s3cret-token".into()),
+        );
+        let api = TaskApi::new(
+            Queues::of(Arc::new(switchyard_broker::memory::MemoryBroker::new())),
+            TaskStore::open(&data.path().join("tasks.db")).unwrap(),
+            Catalog::new(discovery),
+        )
+        .with_token(Some("s3cret-token".into()));
+        let shown = format!("{api:?}");
+        assert!(!shown.contains("s3cret-token"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 }

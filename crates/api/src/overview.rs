@@ -34,6 +34,7 @@ const METRICS_TIMEOUT: Duration = Duration::from_millis(800);
 /// that did not answer in time).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RunnerView {
+    /// Discovery's entry for the runner.
     #[serde(flatten)]
     pub entry: RunnerEntry,
     /// Calls running now, from the runner's /metrics; null for a series runner or one that did
@@ -48,6 +49,7 @@ pub struct QueueView {
     pub tasks: u64,
     /// Retries waiting for their backoff.
     pub delayed: u64,
+    /// Dead letters waiting to be looked at or replayed.
     pub dead_letters: u64,
 }
 
@@ -64,7 +66,9 @@ impl From<Depths> for QueueView {
 /// The queues and the tasks finished at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Sample {
+    /// When it was taken, in Unix milliseconds.
     pub at_ms: u64,
+    /// The queue depths then.
     #[serde(flatten)]
     pub queues: QueueView,
     /// Tasks submitted through this API since the previous sample (producers that publish to
@@ -77,7 +81,7 @@ pub struct Sample {
 }
 
 /// The last samples, oldest first; clones share them.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Samples(Arc<Mutex<VecDeque<Sample>>>);
 
 impl Samples {
@@ -103,19 +107,26 @@ impl Samples {
 /// One algorithm's figures over [`STATS_WINDOW`].
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct AlgorithmStats {
+    /// The algorithm.
     pub algorithm: String,
+    /// Tasks that finished.
     pub finished: u64,
+    /// Of those, the ones that did not succeed.
     pub failed: u64,
     /// Percentiles of the whole task duration (queue wait and retries included).
     pub p50_ms: Option<u64>,
+    /// See `p50_ms`.
     pub p95_ms: Option<u64>,
+    /// See `p50_ms`.
     pub p99_ms: Option<u64>,
 }
 
 /// `GET /v1/stats`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Recent {
+    /// Time between two samples of `series`.
     pub interval_ms: u64,
+    /// How far back `algorithms` looks.
     pub window_ms: u64,
     /// Oldest first, one per interval, the last 10 minutes.
     pub series: Vec<Sample>,
@@ -207,10 +218,12 @@ impl TaskApi {
         in_flight_of(&response.error_for_status().ok()?.text().await.ok()?)
     }
 
+    /// The queue depths now (`GET /v1/queues`).
     pub async fn queues(&self) -> Result<QueueView, ApiError> {
         Ok(self.queues.stats.depths().await?.into())
     }
 
+    /// The last samples and each algorithm's figures (`GET /v1/stats`).
     pub async fn recent(&self) -> Result<Recent, ApiError> {
         let since = now_ms() - STATS_WINDOW.as_millis() as i64;
         let finished = self.store.finished_since(since).await?;

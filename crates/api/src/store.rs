@@ -71,6 +71,7 @@ impl TaskStatus {
         TaskStatus::from_name(text).unwrap_or(TaskStatus::Queued)
     }
 
+    /// Whether the task is over: nothing will change its record again.
     pub fn is_final(self) -> bool {
         matches!(
             self,
@@ -100,19 +101,29 @@ impl TaskStatus {
 /// A task as `GET /v1/tasks/{id}` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TaskRecord {
+    /// The task's id.
     pub id: String,
+    /// The algorithm it runs.
     pub algorithm: String,
+    /// Where it is now.
     pub status: TaskStatus,
+    /// Tries so far.
     pub attempts: u32,
+    /// What the algorithm returned, once done.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
+    /// Why it failed, once failed, dead, expired or cancelled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<TaskError>,
+    /// The runner that gave the outcome.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runner: Option<String>,
+    /// From its first try to its outcome, retries included.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// When it was submitted, in Unix milliseconds.
     pub submitted_at_ms: u64,
+    /// 0 to 9; higher runs first.
     #[schema(maximum = 9)]
     pub priority: u8,
     /// The payload as submitted; only in a single task's record, and absent once
@@ -128,8 +139,11 @@ pub struct TaskRecord {
 /// One finished task, as [`TaskStore::finished_since`] reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finished {
+    /// The algorithm it ran.
     pub algorithm: String,
+    /// How it ended.
     pub status: TaskStatus,
+    /// From its first try to its outcome, when known.
     pub duration_ms: Option<u64>,
 }
 
@@ -138,7 +152,9 @@ pub struct Finished {
 pub struct ListQuery {
     /// As stored: `Running` is never stored (see [`TaskStatus`]), so ask for `Queued`.
     pub status: Option<TaskStatus>,
+    /// Only tasks of this algorithm.
     pub algorithm: Option<String>,
+    /// The most tasks on a page.
     pub limit: usize,
     /// Only tasks older than this one (the last of the previous page).
     pub after: Option<Cursor>,
@@ -147,11 +163,14 @@ pub struct ListQuery {
 /// Where a page ends: the newest-first order is by submit time, then id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
+    /// The last task's submit time.
     pub submitted_at_ms: u64,
+    /// The last task's id, which breaks ties.
     pub id: String,
 }
 
 impl Cursor {
+    /// The cursor that continues after `record`.
     pub fn of(record: &TaskRecord) -> Cursor {
         Cursor {
             submitted_at_ms: record.submitted_at_ms,
@@ -164,6 +183,7 @@ impl Cursor {
         format!("{}.{}", self.submitted_at_ms, self.id)
     }
 
+    /// Reads a cursor a client sent back; `None` when it is not one of ours.
     pub fn decode(text: &str) -> Option<Cursor> {
         let (ms, id) = text.split_once('.')?;
         Some(Cursor {
@@ -176,33 +196,41 @@ impl Cursor {
 /// A task accepted but not yet confirmed by the broker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unpublished {
+    /// The task's id.
     pub id: String,
+    /// The algorithm it runs.
     pub algorithm: String,
+    /// Its payload, kept until it is published.
     pub payload: Value,
+    /// When it expires, in Unix milliseconds, if it does.
     pub deadline_ms: Option<u64>,
+    /// Its priority, 0 to 9.
     pub priority: u8,
 }
 
 /// The outcome of an insert.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inserted {
+    /// A new task was recorded.
     New,
     /// The idempotency key was used before: this is that task's id.
     Existing(String),
 }
 
+/// SQLite failed under the task store.
 #[derive(Debug, thiserror::Error)]
 #[error("task store: {0}")]
 pub struct StoreError(#[from] rusqlite::Error);
 
 /// The store; clones share one connection.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct TaskStore {
     /// One connection behind a mutex: SQLite serialises writers anyway, and every call is short.
     connection: Arc<Mutex<Connection>>,
 }
 
 impl TaskStore {
+    /// Opens (creating when missing) the store at `path`, durably: WAL, synchronous writes.
     pub fn open(path: &Path) -> Result<TaskStore, StoreError> {
         let connection = Connection::open(path)?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -410,6 +438,7 @@ impl TaskStore {
         .await
     }
 
+    /// The full record of task `id`, payload and history included; `None` when unknown.
     pub async fn get(&self, id: String) -> Result<Option<TaskRecord>, StoreError> {
         self.with(move |connection| {
             connection

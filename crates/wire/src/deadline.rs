@@ -33,11 +33,17 @@ pub fn deadline_after(ttl: &str, now_ms: u64) -> Result<u64, String> {
 /// Why a producer's `deadline`/`ttl` was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeadlineRefused {
+    /// Both were given: which one should win is not the API's guess to make.
     #[error("give 'deadline' or 'ttl', not both")]
     Both,
     /// `field` is `deadline` or `ttl`; `reason` says what is wrong with its value.
     #[error("{field}: {reason}")]
-    Invalid { field: &'static str, reason: String },
+    Invalid {
+        /// `deadline` or `ttl`.
+        field: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
 }
 
 /// The deadline in Unix ms that a producer's `deadline` (RFC 3339) or `ttl` (from `now_ms`)

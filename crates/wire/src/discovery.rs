@@ -15,6 +15,7 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LegacyRegistration {
+    /// The one algorithm the runner serves at `POST /`.
     pub algorithm: String,
     /// Base URL of the runner, e.g. `http://meme-classifier:5000`.
     pub host: String,
@@ -28,6 +29,7 @@ pub struct RunnerRegistration {
     pub id: String,
     /// Where the controller reaches the runner, e.g. `http://10.0.0.7:8080`.
     pub base_url: String,
+    /// What it hosts, each with its payload schema.
     pub algorithms: Vec<AlgorithmInfo>,
     /// Algorithms the runner was asked to host but cannot run on its machine (an engine not
     /// installed), with why: listed so users see the fix, never routed to. Left out when empty,
@@ -44,6 +46,7 @@ pub struct RunnerRegistration {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UnavailableAlgorithm {
+    /// The algorithm's name.
     pub name: String,
     /// What is missing and the command that installs it.
     pub reason: String,
@@ -54,14 +57,18 @@ pub struct UnavailableAlgorithm {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AlgorithmInfo {
+    /// The name tasks give in `algorithm`, and the runner serves at `/run/{name}`.
     pub name: String,
+    /// The JSON schema a payload must satisfy.
     pub schema: Value,
 }
 
 /// Discovery's answer to a registration: how often to heartbeat and when silence means death.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RegistrationAck {
+    /// A runner silent this long is forgotten.
     pub ttl_ms: u64,
+    /// How often the runner should heartbeat.
     pub heartbeat_interval_ms: u64,
 }
 
@@ -71,11 +78,14 @@ pub struct RegistrationAck {
 pub struct RunnerEntry {
     /// The runner's id; for a legacy registration, `legacy:<host>`.
     pub id: String,
+    /// Where the controller calls it.
     pub base_url: String,
+    /// What it hosts, each with its payload schema.
     pub algorithms: Vec<AlgorithmInfo>,
     /// Algorithms this runner cannot run, with why; absent when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unavailable: Vec<UnavailableAlgorithm>,
+    /// Calls it serves at once, across its algorithms; the controller weighs load against it.
     pub capacity: u32,
     /// Registered through the series' `POST /algorithms`: it never heartbeats, so it never expires.
     pub legacy: bool,

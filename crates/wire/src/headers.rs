@@ -18,6 +18,7 @@ pub const DEADLINE_MS: &str = "x-switchyard-deadline-ms";
 pub const HISTORY: &str = "x-switchyard-history";
 /// Dead-letter headers: why the task was dead-lettered, and the last error seen.
 pub const DEAD_REASON: &str = "x-switchyard-dead-reason";
+/// See [`DEAD_REASON`]: the last error, for a human reading the dead letter.
 pub const DEAD_ERROR: &str = "x-switchyard-last-error";
 /// Environment variable holding the shared token that discovery and runners require.
 pub const TOKEN_ENV: &str = "SWITCHYARD_TOKEN";

@@ -12,7 +12,9 @@ use serde_json::Value;
 pub struct TaskResult {
     /// The task's id: the AMQP `message_id`, or the one the controller generated and logged.
     pub id: String,
+    /// The algorithm the task asked for (or the default it was given).
     pub algorithm: String,
+    /// `ok` with the result, or `error` with why.
     #[serde(flatten)]
     pub outcome: TaskOutcome,
     /// How many times a runner was called (or, for a task no runner hosted, routing was tried).
@@ -38,10 +40,12 @@ pub const MAX_HISTORY_MESSAGE: usize = 300;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FailedAttempt {
+    /// Which try, from 1.
     pub attempt: u32,
     /// Absent when no runner hosted the algorithm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner: Option<String>,
+    /// What kind of failure it was.
     pub kind: ErrorKind,
     /// Cut to 300 bytes.
     pub message: String,
@@ -80,15 +84,25 @@ impl FailedAttempt {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum TaskOutcome {
-    Ok { result: Value },
-    Error { error: TaskError },
+    /// The algorithm answered.
+    Ok {
+        /// What the algorithm returned.
+        result: Value,
+    },
+    /// The task failed, expired or was cancelled: the producer still gets an answer.
+    Error {
+        /// Why the task failed.
+        error: TaskError,
+    },
 }
 
 impl TaskResult {
+    /// Whether the task succeeded.
     pub fn is_ok(&self) -> bool {
         matches!(self.outcome, TaskOutcome::Ok { .. })
     }
 
+    /// The body published to the results queue or `reply_to`.
     pub fn to_json_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a TaskResult always serialises")
     }
@@ -98,7 +112,9 @@ impl TaskResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskError {
+    /// What kind of failure, for a program to branch on.
     pub kind: ErrorKind,
+    /// What happened, for a person.
     pub message: String,
     /// The HTTP status the runner answered with, when the failure came from a runner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,6 +149,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The snake_case name it has in JSON, for metrics labels and dead-letter reasons.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::InvalidTask => "invalid_task",

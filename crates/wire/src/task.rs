@@ -14,7 +14,9 @@ use serde_json::value::RawValue;
 /// algorithm so those producers keep working.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
+    /// Which algorithm runs the task.
     pub algorithm: String,
+    /// Its input, as the algorithm's schema describes it.
     pub payload: Value,
 }
 
@@ -22,18 +24,24 @@ pub struct Task {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TaskParseError {
     #[error("task body is not valid JSON: {0}")]
+    /// The body does not parse as JSON.
     NotJson(String),
     #[error("task body must be a JSON object, got {0}")]
+    /// The body is JSON but not an object (the JSON type it is instead).
     NotAnObject(&'static str),
     #[error("task field 'algorithm' must be a non-empty string")]
+    /// `algorithm` is empty or not a string.
     BadAlgorithm,
     #[error("task has unknown field '{0}' (expected 'algorithm' and 'payload')")]
+    /// A field beside `algorithm` and `payload`, likely a typo that would otherwise be ignored.
     UnknownField(String),
     #[error("task has no 'algorithm' and no default algorithm is configured")]
+    /// No `algorithm`, and no default to fall back on.
     NoAlgorithm,
 }
 
 impl Task {
+    /// A task for `algorithm` with `payload`.
     pub fn new(algorithm: impl Into<String>, payload: Value) -> Self {
         Task {
             algorithm: algorithm.into(),
@@ -51,6 +59,7 @@ impl Task {
         Ok(Task { algorithm, payload })
     }
 
+    /// The body a producer publishes.
     pub fn to_json_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a Task always serialises")
     }
@@ -63,6 +72,7 @@ impl Task {
 /// to make them; as a slice of the body it costs neither.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawTask {
+    /// Which algorithm runs the task.
     pub algorithm: String,
     /// The payload's JSON text, sharing the body's buffer.
     pub payload: Bytes,
