@@ -10,12 +10,9 @@
 //!   an adopted queue without it too, and its adoption warning says so;
 //! - `<tasks>.results`: durable, results of tasks that had no `reply_to`;
 //! - `<tasks>.dlx`: durable fanout exchange, bound to the durable queue `<tasks>.dead`;
-//! - `<tasks>.delay.<ms>`: one durable delay queue per delay tier (see below);
-//! - `<tasks>.cancelled`: a stream of cancelled task ids (`x-max-age` of
-//!   [`CANCELLATION_RETENTION`](crate::CANCELLATION_RETENTION)), which every controller reads
-//!   whole (see [`Cancellations`]); RabbitMQ 3.9 or later.
+//! - `<tasks>.delay.<ms>`: one durable delay queue per delay tier (see below).
 //!
-//! Every durable queue but the stream gets the configured [`QueueType`] (`x-queue-type`).
+//! Every durable queue gets the configured [`QueueType`] (`x-queue-type`).
 //!
 //! # Queues declared by someone else
 //! RabbitMQ refuses to declare an existing queue with other properties (`PRECONDITION_FAILED`).
@@ -71,7 +68,6 @@
 //! calling `consume_*` again resumes. Settling a delivery of a dead channel returns
 //! `Disconnected`: the broker has already put it back in the queue.
 
-mod cancellations;
 mod connection;
 mod consume;
 mod convert;
@@ -89,10 +85,9 @@ use async_trait::async_trait;
 use tracing::{debug, info, warn};
 
 use crate::{
-    Broker, BrokerError, Cancellations, DeadLetter, DeadLetterStore, Deliveries, Depths, Message,
-    QueueNames, QueueStats, ResultSource, StoredDeadLetter,
+    Broker, BrokerError, DeadLetter, DeadLetterStore, Deliveries, Depths, Message, QueueNames,
+    QueueStats, ResultSource, StoredDeadLetter,
 };
-use cancellations::{Followed, Links};
 use connection::Link;
 use consume::ConsumeSession;
 use publish::{Published, Publishers};
@@ -229,12 +224,8 @@ impl fmt::Display for QueueType {
 /// A RabbitMQ-backed [`Broker`], [`ResultSource`] and [`DeadLetterStore`].
 pub struct AmqpBroker {
     topology: Arc<Topology>,
-    publishers: Arc<Link<Publishers>>,
-    consumers: Arc<Link<ConsumeSession>>,
-    /// Started by the first [`Cancellations::is_cancelled`]: only controllers follow the stream.
-    cancellations: std::sync::OnceLock<Followed>,
-    /// How long a call may wait for RabbitMQ; the first cancellation lookup too.
-    reconnect_timeout: Duration,
+    publishers: Link<Publishers>,
+    consumers: Link<ConsumeSession>,
 }
 
 /// Largest AMQP frame asked for when the URL sets none (`?frame_max=`). lapin zero-fills a read
@@ -273,21 +264,19 @@ impl AmqpBroker {
             &config.delay_tiers,
         )?);
         let broker = AmqpBroker {
-            publishers: Arc::new(Link::new(
+            publishers: Link::new(
                 uris.clone(),
                 "switchyard-publish",
                 topology.clone(),
                 config.reconnect_timeout,
-            )),
-            consumers: Arc::new(Link::new(
+            ),
+            consumers: Link::new(
                 uris,
                 "switchyard-consume",
                 topology.clone(),
                 config.reconnect_timeout,
-            )),
+            ),
             topology,
-            cancellations: std::sync::OnceLock::new(),
-            reconnect_timeout: config.reconnect_timeout,
         };
         broker.publishers.run(|_| async { Ok(()) }).await?;
         info!(
@@ -319,40 +308,40 @@ impl AmqpBroker {
         Ok(())
     }
 
+    /// Publishes to a fixed destination; a return means the queue was deleted behind our back.
+    async fn publish_durably(
+        &self,
+        route: &Route,
+        message: &Message,
+        properties: lapin::BasicProperties,
+    ) -> Result<(), BrokerError> {
+        self.publishers
+            .run(|session| {
+                let properties = properties.clone();
+                async move {
+                    let channel = session.channel(route)?;
+                    match publish::publish(channel, route, &message.body, properties).await? {
+                        Published::Confirmed => Ok(()),
+                        Published::Returned(reason) => {
+                            // Reconnecting declares the topology, and so the queue, again.
+                            self.publishers.forget_current();
+                            Err(BrokerError::not_confirmed(format!(
+                                "{route} did not take the message ({reason}); \
+                                 it is declared again on the next connection"
+                            )))
+                        }
+                    }
+                }
+            })
+            .await
+    }
+
     async fn consume(&self, queue: &str, prefetch: u16) -> Result<Deliveries, BrokerError> {
         let topology = &self.topology;
         self.consumers
             .run(|session| async move { session.consume(topology, queue, prefetch).await })
             .await
     }
-}
-
-/// Publishes to a fixed destination; a return means the queue was deleted behind our back.
-async fn publish_durably(
-    publishers: &Link<Publishers>,
-    route: &Route,
-    message: &Message,
-    properties: lapin::BasicProperties,
-) -> Result<(), BrokerError> {
-    publishers
-        .run(|session| {
-            let properties = properties.clone();
-            async move {
-                let channel = session.channel(route)?;
-                match publish::publish(channel, route, &message.body, properties).await? {
-                    Published::Confirmed => Ok(()),
-                    Published::Returned(reason) => {
-                        // Reconnecting declares the topology, and so the queue, again.
-                        publishers.forget_current();
-                        Err(BrokerError::not_confirmed(format!(
-                            "{route} did not take the message ({reason}); \
-                             it is declared again on the next connection"
-                        )))
-                    }
-                }
-            }
-        })
-        .await
 }
 
 #[async_trait]
@@ -378,7 +367,7 @@ impl Broker for AmqpBroker {
             properties = properties.with_expiration(delayed.expiration_ms.to_string().into());
             delayed.route
         };
-        publish_durably(&self.publishers, &route, &message, properties).await?;
+        self.publish_durably(&route, &message, properties).await?;
         debug!(
             task_id = message.id.as_deref().unwrap_or_default(),
             %route,
@@ -393,7 +382,7 @@ impl Broker for AmqpBroker {
         let Some(reply_to) = message.reply_to.as_deref() else {
             let route = Route::queue(&self.topology.queues.results);
             let properties = convert::properties_of(&message)?;
-            publish_durably(&self.publishers, &route, &message, properties).await?;
+            self.publish_durably(&route, &message, properties).await?;
             debug!(task_id, %route, "result published");
             return Ok(());
         };
@@ -430,7 +419,8 @@ impl Broker for AmqpBroker {
     async fn dead_letter(&self, letter: DeadLetter) -> Result<(), BrokerError> {
         let properties = convert::dead_letter_properties(&letter)?;
         let route = self.topology.dead_letter_route();
-        publish_durably(&self.publishers, &route, &letter.message, properties).await?;
+        self.publish_durably(&route, &letter.message, properties)
+            .await?;
         info!(
             task_id = letter.message.id.as_deref().unwrap_or_default(),
             reason = %letter.reason,
@@ -457,28 +447,6 @@ impl QueueStats for AmqpBroker {
         self.consumers
             .run(|session| async move { dead_letters::depths(&session, topology).await })
             .await
-    }
-}
-
-/// A stream every controller reads whole; see `amqp::cancellations` for the design and its cost.
-#[async_trait]
-impl Cancellations for AmqpBroker {
-    async fn cancel(&self, task_id: &str) -> Result<(), BrokerError> {
-        let cancel = Message::new(bytes::Bytes::new()).with_id(task_id);
-        cancellations::append(&self.publishers, &self.topology, &cancel).await?;
-        info!(task_id, stream = %self.topology.queues.cancelled, "cancellation recorded");
-        Ok(())
-    }
-
-    async fn is_cancelled(&self, task_id: &str) -> Result<bool, BrokerError> {
-        let followed = self.cancellations.get_or_init(|| {
-            Followed::start(Links {
-                publishers: self.publishers.clone(),
-                consumers: self.consumers.clone(),
-                topology: self.topology.clone(),
-            })
-        });
-        followed.contains(task_id, self.reconnect_timeout).await
     }
 }
 

@@ -6,7 +6,7 @@ use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, QueueDeclareOptions,
 };
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::FieldTable;
 use lapin::{Acker, Channel, Connection};
 use tracing::debug;
 
@@ -49,28 +49,7 @@ impl ConsumeSession {
     ) -> Result<Deliveries, BrokerError> {
         topology.declare(&self.connection).await?;
         let channel = self.channel().await?;
-        consume_on(channel, queue, prefetch, FieldTable::default()).await
-    }
-
-    /// Reads the stream `stream` from `offset` on (RabbitMQ's `x-stream-offset`: `first`, or a
-    /// number). A stream consumer must acknowledge, and at most `prefetch` deliveries are
-    /// unacknowledged: acks are its credit.
-    pub(crate) async fn read_stream(
-        &self,
-        stream: &str,
-        offset: StreamOffset,
-        prefetch: u16,
-    ) -> Result<Deliveries, BrokerError> {
-        let channel = self.channel().await?;
-        let mut arguments = FieldTable::default();
-        arguments.insert(
-            "x-stream-offset".into(),
-            match offset {
-                StreamOffset::First => AMQPValue::LongString("first".into()),
-                StreamOffset::At(offset) => AMQPValue::LongLongInt(offset),
-            },
-        );
-        consume_on(channel, stream, prefetch, arguments).await
+        consume_on(channel, queue, prefetch).await
     }
 
     pub(crate) async fn delete_topology(&self, topology: &Topology) -> Result<(), BrokerError> {
@@ -93,26 +72,16 @@ impl ConsumeSession {
             .await
             .map_err(|error| broker_error("queue.declare", error))?;
         let name = queue.name().as_str().to_owned();
-        let deliveries = consume_on(channel, &name, prefetch, FieldTable::default()).await?;
+        let deliveries = consume_on(channel, &name, prefetch).await?;
         debug!(queue = %name, "reply queue declared");
         Ok((name, deliveries))
     }
-}
-
-/// Where reading a stream starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StreamOffset {
-    /// Its oldest message still kept.
-    First,
-    /// This offset (one past the last message read before), or the oldest kept if later.
-    At(i64),
 }
 
 async fn consume_on(
     channel: Channel,
     queue: &str,
     prefetch: u16,
-    arguments: FieldTable,
 ) -> Result<Deliveries, BrokerError> {
     channel
         .basic_qos(prefetch, BasicQosOptions::default())
@@ -123,7 +92,7 @@ async fn consume_on(
             queue.into(),
             "".into(),
             BasicConsumeOptions::default(),
-            arguments,
+            FieldTable::default(),
         )
         .await
         .map_err(|error| broker_error("basic.consume", error))?;

@@ -15,7 +15,7 @@ use tracing::warn;
 
 use super::errors::broker_error;
 use super::{QueueType, TaskQueueProperties};
-use crate::{BrokerError, CANCELLATION_RETENTION, MAX_PRIORITY, QueueNames};
+use crate::{BrokerError, MAX_PRIORITY, QueueNames};
 
 /// Where a publish goes: an exchange (`""` is the default exchange) and a routing key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -154,7 +154,6 @@ impl Topology {
             Route::queue(&self.queues.tasks),
             Route::queue(&self.queues.results),
             self.dead_letter_route(),
-            Route::queue(&self.queues.cancelled),
         ];
         routes.extend(
             self.delay_tiers
@@ -297,26 +296,6 @@ impl Topology {
                 }
             })?;
         }
-        declare_queue(
-            &channel,
-            &self.queues.cancelled,
-            QueueDeclareOptions::durable(),
-            cancellation_stream_arguments(),
-        )
-        .await
-        .map_err(|refusal| {
-            if is_inequivalent(&refusal) {
-                BrokerError::fatal(format!(
-                    "cancellation stream '{0}' exists with other properties than Switchyard \
-                     declares; it holds only cancelled task ids: delete it (rabbitmqctl \
-                     delete_queue {0}) and every component declares it again",
-                    self.queues.cancelled
-                ))
-                .caused_by(refusal)
-            } else {
-                error(refusal)
-            }
-        })?;
         channel
             .close(200, "topology declared".into())
             .await
@@ -348,14 +327,9 @@ impl Topology {
     pub(crate) async fn delete(&self, connection: &Connection) -> Result<(), BrokerError> {
         let error = |error| broker_error("deleting the topology", error);
         let channel = connection.create_channel().await.map_err(error)?;
-        let queues = [
-            &self.queues.tasks,
-            &self.queues.results,
-            &self.queues.dead,
-            &self.queues.cancelled,
-        ]
-        .into_iter()
-        .chain(self.delay_tiers.iter().map(|(_, queue)| queue));
+        let queues = [&self.queues.tasks, &self.queues.results, &self.queues.dead]
+            .into_iter()
+            .chain(self.delay_tiers.iter().map(|(_, queue)| queue));
         for queue in queues {
             channel
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
@@ -406,22 +380,6 @@ impl Topology {
         }
         arguments
     }
-}
-
-/// The cancellation stream (see `amqp::cancellations`): a stream, because every controller
-/// reads every cancel, from the start, however many read it; kept for
-/// [`CANCELLATION_RETENTION`]. RabbitMQ drops whole segments only, so segments of 1 MB (some
-/// 10,000 cancels each) keep it close to that age, where the default 500 MB would keep millions.
-fn cancellation_stream_arguments() -> FieldTable {
-    let mut arguments = FieldTable::default();
-    insert_str(&mut arguments, "x-queue-type", "stream");
-    let days = CANCELLATION_RETENTION.as_secs().div_ceil(24 * 60 * 60);
-    insert_str(&mut arguments, "x-max-age", &format!("{days}D"));
-    arguments.insert(
-        "x-stream-max-segment-size-bytes".into(),
-        AMQPValue::LongInt(1_000_000),
-    );
-    arguments
 }
 
 async fn declare_queue(
@@ -581,8 +539,7 @@ mod tests {
     #[test]
     fn every_destination_has_a_route() {
         let routes = topology().fixed_routes();
-        assert_eq!(routes.len(), 7);
-        assert!(routes.contains(&Route::queue("jobs.cancelled")));
+        assert_eq!(routes.len(), 6);
         assert!(routes.contains(&Route::queue("jobs")));
         assert!(routes.contains(&Route::queue("jobs.results")));
         assert!(routes.contains(&Route {

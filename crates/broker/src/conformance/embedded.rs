@@ -68,10 +68,6 @@ impl Harness for EmbeddedHarness {
         &self.broker
     }
 
-    async fn another_handle(&self) -> Arc<EmbeddedBroker> {
-        Arc::new(open(&self.path, LEASE).await)
-    }
-
     fn redelivery(&self) -> Duration {
         LEASE
     }
