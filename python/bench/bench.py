@@ -82,19 +82,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def turn(design: str, vhost_url: str, tasks: int, concurrency: int) -> tuple[float, float]:
+def registered_runner(design: str, started: list[Process]) -> tuple[str, str]:
+    """Starts discovery then `design`'s runner (appended to `started`, runner second) and waits
+    until it registered `echo`; gives discovery's URL and the runner's."""
     discovery_port = free_port()
     discovery_url = f"http://127.0.0.1:{discovery_port}"
+    started.append(Process([binary(), "discovery", "--listen", f"127.0.0.1:{discovery_port}"]))
+    wait_http(f"{discovery_url}/health")
+    started.append(start_runner(design, discovery_url))
+    deadline = time.monotonic() + 60
+    while "echo" not in (hosts := httpx.get(f"{discovery_url}/algorithms").json()):
+        assert time.monotonic() < deadline, f"{design} never registered"
+        time.sleep(0.05)
+    return discovery_url, str(hosts["echo"])
+
+
+def turn(design: str, vhost_url: str, tasks: int, concurrency: int) -> tuple[float, float]:
     queue = f"bench-{design}-{uuid.uuid4().hex[:8]}"
     started: list[Process] = []
     try:
-        started.append(Process([binary(), "discovery", "--listen", f"127.0.0.1:{discovery_port}"]))
-        wait_http(f"{discovery_url}/health")
-        started.append(start_runner(design, discovery_url))
-        deadline = time.monotonic() + 60
-        while "echo" not in httpx.get(f"{discovery_url}/algorithms").json():
-            assert time.monotonic() < deadline, f"{design} never registered"
-            time.sleep(0.05)
+        discovery_url, _ = registered_runner(design, started)
         started.append(Process([binary(), "controller", "--amqp", vhost_url, "--queue", queue,
                                 "--discovery", discovery_url, "--concurrency", str(concurrency)]))
         time.sleep(1.0)  # the controller declares the queue
@@ -113,24 +120,16 @@ def turn(design: str, vhost_url: str, tasks: int, concurrency: int) -> tuple[flo
 
 def direct_turn(design: str, seconds: float, connections: int) -> dict[str, float]:
     """Requests/s, latency and CPU per request of one runner called directly by wrk."""
-    discovery_port = free_port()
-    discovery_url = f"http://127.0.0.1:{discovery_port}"
     started: list[Process] = []
     try:
-        started.append(Process([binary(), "discovery", "--listen", f"127.0.0.1:{discovery_port}"]))
-        wait_http(f"{discovery_url}/health")
-        runner = start_runner(design, discovery_url)
-        started.append(runner)
-        deadline = time.monotonic() + 60
-        while "echo" not in (hosts := httpx.get(f"{discovery_url}/algorithms").json()):
-            assert time.monotonic() < deadline, f"{design} never registered"
-            time.sleep(0.05)
-        url = f"{hosts['echo']}/run/echo"
+        _, host = registered_runner(design, started)
+        runner_pid = started[1].popen.pid
+        url = f"{host}/run/echo"
         answering(url)
         wrk(url, 1.0, connections)  # warm-up: connections, caches
-        cpu_before = cpu_seconds(runner.popen.pid)
+        cpu_before = cpu_seconds(runner_pid)
         figures = wrk(url, seconds, connections)
-        figures["cpu_ms"] = (cpu_seconds(runner.popen.pid) - cpu_before) * 1000 / figures["requests"]
+        figures["cpu_ms"] = (cpu_seconds(runner_pid) - cpu_before) * 1000 / figures["requests"]
         return figures
     finally:
         for process in reversed(started):
@@ -192,10 +191,10 @@ def main() -> None:
     direct: dict[str, list[dict[str, float]]] = {design: [] for design in DESIGNS}
     for round_number in range(1, args.rounds + 1):
         for design in DESIGNS:
-            figures = direct_turn(design, args.seconds, args.connections)
-            direct[design].append(figures)
-            print(f"round {round_number} {design:8} direct {figures['rps']:8.0f} requests/s  runner CPU "
-                  f"{figures['cpu_ms']:.3f} ms/request", flush=True)
+            measured = direct_turn(design, args.seconds, args.connections)
+            direct[design].append(measured)
+            print(f"round {round_number} {design:8} direct {measured['rps']:8.0f} requests/s  runner CPU "
+                  f"{measured['cpu_ms']:.3f} ms/request", flush=True)
     report_direct(direct, args.seconds, args.connections)
     if args.direct_only:
         return

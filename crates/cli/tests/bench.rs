@@ -97,3 +97,21 @@ fn quick_bench_reports_every_figure() {
         "engine {engine}"
     );
 }
+
+#[test]
+fn a_peer_without_its_environment_is_refused_before_anything_runs() {
+    let output = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["bench", "--quick", "--peer", "/nonexistent/peers"])
+        .output()
+        .expect("run switchyard bench");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the peer's environment is missing: run /nonexistent/peers/setup.sh"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("model loaded"),
+        "measured before refusing: {stderr}"
+    );
+}

@@ -42,7 +42,11 @@ impl Children {
     ) -> anyhow::Result<Self> {
         let discovery_address = free_local_address()?;
         let discovery_url = format!("http://{discovery_address}");
-        let discovery = spawn(scratch, "discovery", &["--listen", &discovery_address])?;
+        let discovery = spawn(
+            scratch,
+            "discovery",
+            &["--listen", &discovery_address.to_string()],
+        )?;
         let runner = spawn(
             scratch,
             "runner",
@@ -183,7 +187,7 @@ fn spawn(scratch: &Path, subcommand: &'static str, args: &[&str]) -> anyhow::Res
 }
 
 /// A loopback address with a port free right now, for a child that must be told its port.
-fn free_local_address() -> anyhow::Result<String> {
+pub(super) fn free_local_address() -> anyhow::Result<std::net::SocketAddr> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.to_string())
+    Ok(listener.local_addr()?)
 }

@@ -127,6 +127,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         (1..=usize::from(u16::MAX)).contains(&args.concurrency),
         "--concurrency must be between 1 and 65535"
     );
+    if !args.no_peer {
+        peer::python(&args.peer)?;
+    }
     let sizes = args.sizes();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let prefix = format!("bench-{}", uuid::Uuid::new_v4().simple());

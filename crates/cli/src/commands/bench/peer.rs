@@ -16,6 +16,7 @@ use serde_json::json;
 use switchyard_algorithms::classifier::{DEFAULT_LABELS, DEFAULT_MODEL};
 use switchyard_algorithms::samples::SAMPLE_IMAGES;
 
+use super::children::free_local_address;
 use super::roundtrip::Percentiles;
 use super::turns::{in_turns, overall_rate};
 
@@ -92,6 +93,20 @@ pub(super) async fn measure(
 /// Loading onnxruntime, numpy and Pillow in every worker takes seconds.
 const START_LIMIT: Duration = Duration::from_secs(120);
 
+/// The peer's interpreter, in the environment `setup.sh` makes; checked before the bench starts
+/// anything, so a missing setup fails at once rather than after the other measurements.
+pub(super) fn python(dir: &Path) -> anyhow::Result<PathBuf> {
+    let python = dir.join(".venv/bin/python");
+    if !python.exists() {
+        bail!(
+            "the peer's environment is missing: run {}/setup.sh (it installs the peer's pinned \
+             requirements from PyPI), or pass --no-peer",
+            dir.display()
+        );
+    }
+    Ok(python)
+}
+
 /// The peer's server, stopped when dropped.
 #[derive(Debug)]
 struct Peer {
@@ -111,22 +126,12 @@ impl Peer {
         workers: usize,
         probe: Bytes,
     ) -> anyhow::Result<Peer> {
-        let python = dir.join(".venv/bin/python");
-        if !python.exists() {
-            bail!(
-                "the peer's environment is missing: run {}/setup.sh (it installs the peer's \
-                 pinned requirements from PyPI), or pass --no-peer",
-                dir.display()
-            );
-        }
+        let python = python(dir)?;
         let model = scratch.join("peer-model.onnx");
         let labels = scratch.join("peer-labels.txt");
         std::fs::write(&model, DEFAULT_MODEL).context("writing the model for the peer")?;
         std::fs::write(&labels, DEFAULT_LABELS).context("writing the labels for the peer")?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .context("finding a free port")?
-            .port();
+        let address = free_local_address()?;
         let log = scratch.join("peer.log");
         let stderr =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
@@ -136,7 +141,7 @@ impl Peer {
             .args(["--labels", &labels.to_string_lossy()])
             .args([
                 "--port",
-                &port.to_string(),
+                &address.port().to_string(),
                 "--workers",
                 &workers.to_string(),
             ])
@@ -148,7 +153,7 @@ impl Peer {
             .with_context(|| format!("starting {}", python.display()))?;
         let mut peer = Peer {
             process,
-            url: format!("http://127.0.0.1:{port}/classify"),
+            url: format!("http://{address}/classify"),
             log,
         };
         peer.wait_until_answering(probe).await?;
