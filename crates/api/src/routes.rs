@@ -46,6 +46,7 @@ pub fn router(api: TaskApi, max_body_bytes: usize) -> Router {
         .with_state(api)
         .merge(crate::dashboard::router())
         .merge(docs(document))
+        .layer(middleware::from_fn(switchyard_http::linger))
 }
 
 /// Every route of the API, each registered with its OpenAPI operation by `routes!`.

@@ -29,6 +29,7 @@ pub(crate) fn router(shared: Arc<Shared>, openapi: Value) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(shared.max_body_bytes))
+        .layer(axum::middleware::from_fn(switchyard_http::linger))
         .with_state(shared)
 }
 
