@@ -24,7 +24,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
-use switchyard_broker::{Broker, DeadLetterStore, Message, QueueStats, StoredDeadLetter};
+use switchyard_broker::{
+    Broker, Cancellations, DeadLetterStore, Message, QueueStats, StoredDeadLetter,
+};
 use switchyard_wire::{Task, new_task_id};
 use tokio::sync::broadcast;
 
@@ -93,6 +95,9 @@ pub struct Queues {
     pub dead_letters: Arc<dyn DeadLetterStore>,
     /// Where the depths are read.
     pub stats: Arc<dyn QueueStats>,
+    /// Where cancels are recorded too, for controllers that run apart from `up` on the same
+    /// queue (`up --amqp` beside `switchyard controller`s) and have no task store to ask.
+    pub cancellations: Arc<dyn Cancellations>,
 }
 
 /// The views are trait objects of one backend; there is nothing to show but that they exist.
@@ -104,11 +109,12 @@ impl std::fmt::Debug for Queues {
 
 impl Queues {
     /// Every view of one backend.
-    pub fn of<B: Broker + DeadLetterStore + QueueStats>(broker: Arc<B>) -> Queues {
+    pub fn of<B: Broker + DeadLetterStore + QueueStats + Cancellations>(broker: Arc<B>) -> Queues {
         Queues {
             broker: broker.clone(),
             dead_letters: broker.clone(),
-            stats: broker,
+            stats: broker.clone(),
+            cancellations: broker,
         }
     }
 }
@@ -361,6 +367,16 @@ impl TaskApi {
                 status: record.status,
             }));
         }
+        // The broker first: a failure there changes nothing, and the client may ask again.
+        self.queues
+            .cancellations
+            .cancel(&id)
+            .await
+            .map_err(|error| {
+                ApiError::Unavailable(format!(
+                    "the cancel could not be recorded on the broker, try again: {error}"
+                ))
+            })?;
         let Some(before) = self.store.cancel(id.clone()).await? else {
             return Ok(None);
         };

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::{MAX_BODY, Stack, answer};
 use switchyard_api::TaskStatus;
+use switchyard_broker::Cancellations;
 
 /// Asserts a refusal: its status, and a `{"message"}` that contains every `needle`.
 fn assert_refused((status, body): (u16, Value), expected: u16, needles: &[&str]) {
@@ -1135,6 +1136,8 @@ async fn a_queued_task_is_cancelled_and_one_that_finished_is_not() {
             .await
             .unwrap()
     );
+    // Recorded on the broker too, where controllers running apart from up look.
+    assert!(stack.broker.is_cancelled(&queued).await.unwrap());
     assert_eq!(
         delete(&queued).await,
         (
@@ -1157,6 +1160,7 @@ async fn a_queued_task_is_cancelled_and_one_that_finished_is_not() {
             .await
             .unwrap()
     );
+    assert!(!stack.broker.is_cancelled(&finished).await.unwrap());
     assert_refused(
         delete("never-submitted").await,
         404,

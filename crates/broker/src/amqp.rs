@@ -10,9 +10,13 @@
 //!   an adopted queue without it too, and its adoption warning says so;
 //! - `<tasks>.results`: durable, results of tasks that had no `reply_to`;
 //! - `<tasks>.dlx`: durable fanout exchange, bound to the durable queue `<tasks>.dead`;
-//! - `<tasks>.delay.<ms>`: one durable delay queue per delay tier (see below).
+//! - `<tasks>.delay.<ms>`: one durable delay queue per delay tier (see below);
+//! - `<tasks>.cancelled`: a stream of cancelled task ids (`x-max-age` of
+//!   [`CANCELLATION_RETENTION`](crate::CANCELLATION_RETENTION)), which every controller reads
+//!   whole, declared only by the connection that reads or appends to it (see [`Cancellations`]);
+//!   RabbitMQ 3.9 or later.
 //!
-//! Every durable queue gets the configured [`QueueType`] (`x-queue-type`).
+//! Every durable queue but the stream gets the configured [`QueueType`] (`x-queue-type`).
 //!
 //! # Queues declared by someone else
 //! RabbitMQ refuses to declare an existing queue with other properties (`PRECONDITION_FAILED`).
@@ -68,6 +72,7 @@
 //! calling `consume_*` again resumes. Settling a delivery of a dead channel returns
 //! `Disconnected`: the broker has already put it back in the queue.
 
+mod cancellations;
 mod connection;
 mod consume;
 mod convert;
@@ -85,9 +90,10 @@ use async_trait::async_trait;
 use tracing::{debug, info, warn};
 
 use crate::{
-    Broker, BrokerError, DeadLetter, DeadLetterStore, Deliveries, Depths, Message, QueueNames,
-    QueueStats, ResultSource, StoredDeadLetter,
+    Broker, BrokerError, Cancellations, DeadLetter, DeadLetterStore, Deliveries, Depths, Message,
+    QueueNames, QueueStats, ResultSource, StoredDeadLetter,
 };
+use cancellations::{Followed, StreamSession};
 use connection::Link;
 use consume::ConsumeSession;
 use publish::{Published, Publishers};
@@ -226,6 +232,11 @@ pub struct AmqpBroker {
     topology: Arc<Topology>,
     publishers: Link<Publishers>,
     consumers: Link<ConsumeSession>,
+    /// The cancellation stream's own connection, opened by the first cancel or question: only
+    /// controllers and `switchyard cancel` use it, and its outages touch nothing else.
+    cancellation_stream: Arc<Link<StreamSession>>,
+    /// Started by the first [`Cancellations::is_cancelled`]: only controllers follow the stream.
+    cancellations: std::sync::OnceLock<Followed>,
 }
 
 /// Largest AMQP frame asked for when the URL sets none (`?frame_max=`). lapin zero-fills a read
@@ -271,11 +282,18 @@ impl AmqpBroker {
                 config.reconnect_timeout,
             ),
             consumers: Link::new(
-                uris,
+                uris.clone(),
                 "switchyard-consume",
                 topology.clone(),
                 config.reconnect_timeout,
             ),
+            cancellation_stream: Arc::new(Link::new(
+                uris,
+                "switchyard-cancellations",
+                topology.clone(),
+                config.reconnect_timeout,
+            )),
+            cancellations: std::sync::OnceLock::new(),
             topology,
         };
         broker.publishers.run(|_| async { Ok(()) }).await?;
@@ -447,6 +465,24 @@ impl QueueStats for AmqpBroker {
         self.consumers
             .run(|session| async move { dead_letters::depths(&session, topology).await })
             .await
+    }
+}
+
+/// A stream every controller reads whole; see `amqp::cancellations` for the design and its cost.
+#[async_trait]
+impl Cancellations for AmqpBroker {
+    async fn cancel(&self, task_id: &str) -> Result<(), BrokerError> {
+        let cancel = Message::new(bytes::Bytes::new()).with_id(task_id);
+        cancellations::append(&self.cancellation_stream, &self.topology, &cancel).await?;
+        info!(task_id, stream = %self.topology.queues.cancelled, "cancellation recorded");
+        Ok(())
+    }
+
+    async fn is_cancelled(&self, task_id: &str) -> Result<bool, BrokerError> {
+        let followed = self.cancellations.get_or_init(|| {
+            Followed::start(self.cancellation_stream.clone(), self.topology.clone())
+        });
+        followed.contains(task_id).await
     }
 }
 

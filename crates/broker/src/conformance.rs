@@ -22,8 +22,8 @@ use async_trait::async_trait;
 use futures::StreamExt;
 
 use crate::{
-    Broker, BrokerError, DeadLetterStore, Deliveries, Delivery, Depths, Message, QueueStats,
-    ResultSource,
+    Broker, BrokerError, Cancellations, DeadLetterStore, Deliveries, Delivery, Depths, Message,
+    QueueStats, ResultSource,
 };
 
 #[cfg(feature = "amqp")]
@@ -45,7 +45,7 @@ pub const REQUEUE_WITHIN: Duration = Duration::from_millis(1500);
 #[async_trait]
 pub trait Harness: Send + Sync + Sized + 'static {
     /// The backend's broker type, with every opt-in capability the contract covers.
-    type Broker: Broker + ResultSource + DeadLetterStore + QueueStats;
+    type Broker: Broker + ResultSource + DeadLetterStore + QueueStats + Cancellations;
 
     /// A broker on queues no other test uses, removed when the harness drops.
     async fn open() -> Self;
@@ -58,6 +58,10 @@ pub trait Harness: Send + Sync + Sized + 'static {
 
     /// The broker under test.
     fn broker(&self) -> &Arc<Self::Broker>;
+
+    /// Another handle on the same queues, as a second process (another controller) opens it:
+    /// the memory broker's clone, the queue file opened again, a RabbitMQ connection of its own.
+    async fn another_handle(&self) -> Arc<Self::Broker>;
 
     /// How long after a consumer lets go of a delivery without settling it (dropped, or its
     /// connection died) the message is visible again, at most.
@@ -152,6 +156,18 @@ pub async fn next_within(deliveries: &mut Deliveries, within: Duration) -> Optio
     }
 }
 
+/// Polls `handle` until it sees `task_id` cancelled; panics after [`WAIT`].
+pub async fn wait_until_cancelled(handle: &dyn Cancellations, task_id: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !handle.is_cancelled(task_id).await.unwrap() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{task_id} not seen cancelled within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Polls the broker's [`QueueStats`] until they are `expected`; panics after [`WAIT`] with the
 /// last seen.
 pub async fn wait_for_depth<H: Harness>(harness: &H, expected: Depths) {
@@ -199,6 +215,7 @@ macro_rules! broker_contract {
             a_delayed_task_keeps_its_priority_and_goes_first_once_visible,
             a_requeued_dead_letter_keeps_its_priority_and_goes_first,
             queue_stats_count_what_waits_where,
+            a_cancel_is_seen_through_every_handle_even_one_opened_after_it,
         );
     };
     ($harness:ty; $($case:ident),+ $(,)?) => {

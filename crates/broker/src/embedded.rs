@@ -17,6 +17,7 @@
 //! confirmed. The cost is one fsync per commit; concurrent callers share commits (see
 //! `store`), which is where the throughput comes from.
 
+mod cancelled;
 mod consumer;
 mod dead;
 mod queue;
@@ -31,8 +32,8 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use crate::{
-    Broker, BrokerError, DeadLetter, DeadLetterStore, Deliveries, Depths, Message, QueueNames,
-    QueueStats, ResultSource, StoredDeadLetter,
+    Broker, BrokerError, CANCELLATION_RETENTION, Cancellations, DeadLetter, DeadLetterStore,
+    Deliveries, Depths, Message, QueueNames, QueueStats, ResultSource, StoredDeadLetter,
 };
 use store::Store;
 
@@ -307,6 +308,34 @@ impl DeadLetterStore for EmbeddedBroker {
         tracing::info!(requeued, queue = %self.names.tasks, "dead letters requeued");
         self.shared.wake(&self.names.tasks);
         Ok(requeued)
+    }
+}
+
+/// A row per cancelled task id, in the queue file every process opens: a cancel is seen by the
+/// next lookup anywhere, at the cost of one primary-key read per lookup.
+#[async_trait]
+impl Cancellations for EmbeddedBroker {
+    async fn cancel(&self, task_id: &str) -> Result<(), BrokerError> {
+        let (tasks, id) = (self.names.tasks.clone(), task_id.to_owned());
+        self.shared
+            .store
+            .run("record a cancellation", move |db| {
+                let now = now_ms();
+                cancelled::record(db, &tasks, &id, now, now - millis(CANCELLATION_RETENTION))
+            })
+            .await?;
+        tracing::info!(task_id, "cancellation recorded");
+        Ok(())
+    }
+
+    async fn is_cancelled(&self, task_id: &str) -> Result<bool, BrokerError> {
+        let (tasks, id) = (self.names.tasks.clone(), task_id.to_owned());
+        self.shared
+            .store
+            .run("look up a cancellation", move |db| {
+                cancelled::contains(db, &tasks, &id, now_ms() - millis(CANCELLATION_RETENTION))
+            })
+            .await
     }
 }
 

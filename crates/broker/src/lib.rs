@@ -3,7 +3,9 @@
 //! [`Broker`] is the one trait every backend implements: consume tasks with acknowledgement,
 //! publish with confirmation (now or after a delay), publish results, dead-letter. Capabilities
 //! only some callers need are opt-in traits: [`ResultSource`] (read the results queue, for `up`'s
-//! task store) and [`DeadLetterStore`] (list and replay dead letters, for the CLI).
+//! task store), [`DeadLetterStore`] (list and replay dead letters, for the CLI), [`QueueStats`]
+//! (queue depths, for the dashboard) and [`Cancellations`] (cancelled task ids every controller
+//! sees, for deployments without `up`'s task store).
 //!
 //! Backends:
 //! - [`amqp::AmqpBroker`] (feature `amqp`): RabbitMQ or any AMQP 0-9-1 broker, on `lapin`;
@@ -196,6 +198,25 @@ pub trait DeadLetterStore: Send + Sync + 'static {
     async fn requeue_dead_letters(&self, keys: Option<&[String]>) -> Result<usize, BrokerError>;
 }
 
+/// How long a backend keeps a cancellation: a task that waits longer than this before a
+/// controller takes it may run after all. A week outlasts any retry schedule and any queue a
+/// deployment lets grow, and bounds what every controller holds in memory.
+pub const CANCELLATION_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// Opt-in: cancellations recorded on the broker itself, so every controller consuming its task
+/// queue sees them, whichever process recorded them (`switchyard cancel --amqp`, `up`).
+#[async_trait]
+pub trait Cancellations: Send + Sync + 'static {
+    /// Records that the task `task_id` must not run; returns once the record is durable.
+    async fn cancel(&self, task_id: &str) -> Result<(), BrokerError>;
+
+    /// Whether `task_id` was cancelled, through this handle or any other on the same broker,
+    /// within [`CANCELLATION_RETENTION`]. A cancel recorded before this handle's first call is
+    /// always seen; a later one once it reaches this handle (RabbitMQ: the stream's delivery
+    /// latency, milliseconds).
+    async fn is_cancelled(&self, task_id: &str) -> Result<bool, BrokerError>;
+}
+
 /// How many messages wait where, as a dashboard shows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Depths {
@@ -324,6 +345,8 @@ pub struct QueueNames {
     pub results: String,
     /// `<tasks>.dead`: the dead letters.
     pub dead: String,
+    /// Where cancelled task ids are recorded (RabbitMQ: a stream; see [`Cancellations`]).
+    pub cancelled: String,
 }
 
 impl QueueNames {
@@ -333,6 +356,7 @@ impl QueueNames {
         QueueNames {
             results: format!("{tasks}.results"),
             dead: format!("{tasks}.dead"),
+            cancelled: format!("{tasks}.cancelled"),
             tasks,
         }
     }

@@ -11,7 +11,7 @@
 //! the "connection" (streams end, unsettled deliveries are requeued, their acks fail) and
 //! [`MemoryBroker::fail_next_publishes`] to make publishes go unconfirmed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -21,8 +21,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    Acknowledge, Broker, BrokerError, DeadLetter, DeadLetterStore, Deliveries, Delivery, Depths,
-    Message, QueueStats, ResultSource, StoredDeadLetter,
+    Acknowledge, Broker, BrokerError, Cancellations, DeadLetter, DeadLetterStore, Deliveries,
+    Delivery, Depths, Message, QueueStats, ResultSource, StoredDeadLetter,
 };
 use switchyard_wire::headers;
 
@@ -64,6 +64,9 @@ struct State {
     delayed: usize,
     /// How many of the next publishes to refuse.
     failing_publishes: usize,
+    /// Task ids recorded by [`Cancellations::cancel`]; a test's process never outlives the
+    /// retention, so nothing is pruned.
+    cancelled: HashSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -397,6 +400,18 @@ impl QueueStats for MemoryBroker {
             delayed: state.delayed as u64,
             dead_letters: state.dead_letters.len() as u64,
         })
+    }
+}
+
+#[async_trait]
+impl Cancellations for MemoryBroker {
+    async fn cancel(&self, task_id: &str) -> Result<(), BrokerError> {
+        self.state().cancelled.insert(task_id.to_owned());
+        Ok(())
+    }
+
+    async fn is_cancelled(&self, task_id: &str) -> Result<bool, BrokerError> {
+        Ok(self.state().cancelled.contains(task_id))
     }
 }
 

@@ -45,7 +45,8 @@ enum Command {
     Submit(commands::submit::Args),
     /// Serve the dashboard and task API for components running apart on RabbitMQ.
     Dashboard(commands::dashboard::Args),
-    /// Cancel tasks through `up`'s task API: a task not yet running is never run.
+    /// Cancel tasks through `up`'s task API, or on RabbitMQ with `--amqp`: a task not yet
+    /// running is never run.
     Cancel(commands::cancel::Args),
     /// Print every algorithm's payload schema, from every registered runner.
     Schemas(commands::schemas::Args),

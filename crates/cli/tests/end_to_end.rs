@@ -542,3 +542,51 @@ async fn submit_ttl_expires_a_task_left_on_the_queue_and_a_deadline_passed_is_re
     );
     assert!(seen[&long][0].is_ok(), "{:?}", seen[&long]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_cancelled_on_rabbitmq_is_not_run_by_a_controller_started_afterwards() {
+    let vhost = Vhost::new();
+    let discovery = start_discovery().await;
+    let _runner = start_runner(&discovery, vec![switchyard_algorithms::echo_algorithm()]).await;
+    let broker = vhost.broker().await;
+    let (reply_to, mut replies) = broker.reply_queue().await.unwrap();
+    for id in ["doomed", "spared"] {
+        let mut task =
+            Message::new(Task::new("echo", json!({"text": id})).to_json_bytes()).with_id(id);
+        task.reply_to = Some(reply_to.clone());
+        broker.publish_task(task, Duration::ZERO).await.unwrap();
+    }
+    let amqp = ["--amqp", vhost.url.as_str(), "--queue", QUEUE];
+
+    let cancel = switchyard(&[&["cancel", "doomed"][..], &amqp].concat()).await;
+    assert!(cancel.status.success(), "{}", stderr(&cancel));
+    assert_eq!(
+        stdout(&cancel),
+        "doomed\tcancel recorded: no controller starts it from now on; a run already started \
+         finishes\n"
+    );
+    let malformed = switchyard(&[&["cancel", "not an id"][..], &amqp].concat()).await;
+    assert_eq!(malformed.status.code(), Some(1));
+    assert_eq!(
+        stderr(&malformed),
+        "switchyard: 'not an id' is not a task id (ids are up to 128 characters of letters, \
+         digits and -_.:)\n"
+    );
+
+    let _controller = ControllerProcess::spawn(&vhost, &discovery, &[]);
+    let mut results = HashMap::new();
+    while results.len() < 2 {
+        let reply = tokio::time::timeout(WITHIN, replies.next())
+            .await
+            .expect("both replies")
+            .unwrap()
+            .unwrap();
+        let result: TaskResult = serde_json::from_slice(&reply.message.body).unwrap();
+        reply.ack().await.unwrap();
+        results.insert(result.id.clone(), result);
+    }
+    let doomed = &results["doomed"];
+    assert_eq!(error_kind(doomed), ErrorKind::Cancelled, "{doomed:?}");
+    assert_eq!(doomed.attempts, 0, "no runner was called: {doomed:?}");
+    assert!(results["spared"].is_ok(), "{:?}", results["spared"]);
+}

@@ -34,7 +34,7 @@ pub use config::{ControllerConfig, Timeouts};
 pub use handler::ATTEMPTS_EXHAUSTED;
 pub use metrics::Metrics;
 pub use registry::{RunnerSource, SourceError};
-pub use tombstones::Tombstones;
+pub use tombstones::{BrokerTombstones, Tombstones};
 
 use call::RunnerClient;
 use handler::Worker;

@@ -7,6 +7,7 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -14,12 +15,12 @@ use axum::http::Request;
 use axum::response::IntoResponse;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use switchyard_broker::Message;
 use switchyard_broker::conformance::amqp::AmqpHarness;
 use switchyard_broker::conformance::embedded::EmbeddedHarness;
 use switchyard_broker::conformance::memory::MemoryHarness;
-use switchyard_broker::conformance::{Harness, next};
-use switchyard_controller::{ATTEMPTS_EXHAUSTED, ControllerConfig};
+use switchyard_broker::conformance::{Harness, next, wait_until_cancelled};
+use switchyard_broker::{Cancellations, Message};
+use switchyard_controller::{ATTEMPTS_EXHAUSTED, BrokerTombstones, ControllerConfig};
 use switchyard_wire::{ErrorKind, TaskError, TaskOutcome, headers};
 use tower::ServiceExt;
 
@@ -694,29 +695,37 @@ async fn a_call_gets_the_time_left_not_the_algorithms_timeout() {
     );
 }
 
+/// Cancelled through the broker by another process (`switchyard cancel --amqp`), one task while
+/// queued, the other while it waits in the retry delay: the controller asks the broker's
+/// cancellations before each call, as `switchyard controller` does.
 async fn a_cancelled_task_is_not_run_even_when_it_comes_back_for_a_retry<H: Harness>() {
-    let tombstones = TestTombstones::default();
+    let backend = Backend::<H>::open().await;
+    let canceller = backend.harness.another_handle().await;
+    let controllers_view = backend.harness.broker().clone();
     let runner = FakeRunner::start({
-        let tombstones = tombstones.clone();
+        let canceller = canceller.clone();
         move |call: Incoming| {
-            let tombstones = tombstones.clone();
+            let (canceller, controllers_view) = (canceller.clone(), controllers_view.clone());
             async move {
-                // Cancelled while it waits for its retry.
-                tombstones.cancel("retried");
+                // Cancelled before the controller learns it must retry; seen by the controller
+                // before the retry's delay is over.
+                canceller.cancel("retried").await.unwrap();
+                wait_until_cancelled(controllers_view.as_ref(), "retried").await;
                 answer(503, json!({"message": "full: try again", "call": call.n}))
             }
         }
     })
     .await;
-    let backend = Backend::<H>::open().await;
     let registry = Registry::with(vec![runner.entry("r1", &["echo"])]);
-    tombstones.cancel("queued");
+    canceller.cancel("queued").await.unwrap();
     backend.submit("queued", "echo", json!({})).await;
     backend.submit("retried", "echo", json!({})).await;
     let controller =
         switchyard_controller::Controller::new(backend.broker(), config(), registry.clone())
             .unwrap()
-            .with_tombstones(std::sync::Arc::new(tombstones.clone()));
+            .with_tombstones(Arc::new(BrokerTombstones::new(
+                backend.harness.broker().clone(),
+            )));
     let running = backend.start_with(controller);
     let results = backend.results(2, WITHIN).await;
     running.stop().await.unwrap();

@@ -131,6 +131,32 @@ pub fn json_type_name(value: &Value) -> &'static str {
     }
 }
 
+/// Longest task id `up`'s API and `switchyard cancel` accept.
+pub const MAX_TASK_ID_LEN: usize = 128;
+
+/// A string that cannot be a task id: ids are what `submit` generates (UUIDs) or what a producer
+/// chose, and a URL path, a log line or a queue message carries them as they are.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "'{shown}' is not a task id (ids are up to {MAX_TASK_ID_LEN} characters of letters, digits \
+     and -_.:)"
+)]
+pub struct InvalidTaskId {
+    /// The refused id, cut to 64 characters so a pasted document does not flood the message.
+    pub shown: String,
+}
+
+/// Accepts up to [`MAX_TASK_ID_LEN`] ASCII letters, digits and `-_.:`.
+pub fn check_task_id(id: &str) -> Result<(), InvalidTaskId> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':');
+    if (1..=MAX_TASK_ID_LEN).contains(&id.len()) && id.chars().all(allowed) {
+        return Ok(());
+    }
+    Err(InvalidTaskId {
+        shown: id.chars().take(64).collect(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,5 +254,21 @@ mod tests {
         assert!(
             matches!(RawTask::parse(nested, None), Err(TaskParseError::NotJson(m)) if m.contains("recursion limit"))
         );
+    }
+
+    #[test]
+    fn task_ids_are_checked() {
+        for id in [
+            "0190f3c2-7a1b-7c3d-9e4f-a1b2c3d4e5f6",
+            "job:42.retry_1",
+            &"x".repeat(128),
+        ] {
+            assert_eq!(check_task_id(id), Ok(()), "{id}");
+        }
+        for id in ["", "has space", "a/b", "é", &"x".repeat(129)] {
+            assert!(check_task_id(id).is_err(), "{id:?} accepted");
+        }
+        let refused = check_task_id(&"/".repeat(200)).unwrap_err().to_string();
+        assert!(refused.starts_with(&format!("'{}' is not a task id", "/".repeat(64))));
     }
 }

@@ -15,6 +15,8 @@ use crate::BrokerError;
 
 /// What a connection carries once open (channels, consumers); rebuilt with each connection.
 pub(crate) trait Session: Send + Sync + 'static + Sized {
+    /// Declares what the session relies on (the whole topology, or the cancellation stream
+    /// alone), then opens its channels.
     fn open(
         connection: Connection,
         topology: &Topology,
@@ -23,7 +25,7 @@ pub(crate) trait Session: Send + Sync + 'static + Sized {
     fn is_open(&self) -> bool;
 }
 
-/// A connection that reopens itself, with its topology declared, when a call needs it.
+/// A connection that reopens itself, with what its session declares, when a call needs it.
 pub(crate) struct Link<S> {
     /// The nodes to try, in turn: one for a single broker, every node of a cluster.
     uris: Arc<[AMQPUri]>,
@@ -172,7 +174,6 @@ impl<S: Session> Link<S> {
             .await
             .map_err(|error| connect_error(uri, error))?;
         tokio::spawn(say_when_blocked(self.name, connection.events_listener()));
-        self.topology.declare(&connection).await?;
         S::open(connection, &self.topology).await
     }
 }

@@ -22,7 +22,8 @@ pub(crate) struct ConsumeSession {
 }
 
 impl Session for ConsumeSession {
-    async fn open(connection: Connection, _topology: &Topology) -> Result<Self, BrokerError> {
+    async fn open(connection: Connection, topology: &Topology) -> Result<Self, BrokerError> {
+        topology.declare(&connection).await?;
         Ok(ConsumeSession { connection })
     }
 
@@ -49,7 +50,7 @@ impl ConsumeSession {
     ) -> Result<Deliveries, BrokerError> {
         topology.declare(&self.connection).await?;
         let channel = self.channel().await?;
-        consume_on(channel, queue, prefetch).await
+        consume_on(channel, queue, prefetch, FieldTable::default()).await
     }
 
     pub(crate) async fn delete_topology(&self, topology: &Topology) -> Result<(), BrokerError> {
@@ -72,16 +73,19 @@ impl ConsumeSession {
             .await
             .map_err(|error| broker_error("queue.declare", error))?;
         let name = queue.name().as_str().to_owned();
-        let deliveries = consume_on(channel, &name, prefetch).await?;
+        let deliveries = consume_on(channel, &name, prefetch, FieldTable::default()).await?;
         debug!(queue = %name, "reply queue declared");
         Ok((name, deliveries))
     }
 }
 
-async fn consume_on(
+/// Consumes `queue` on `channel` with `arguments` (a stream's `x-stream-offset`), at most
+/// `prefetch` unacknowledged.
+pub(crate) async fn consume_on(
     channel: Channel,
     queue: &str,
     prefetch: u16,
+    arguments: FieldTable,
 ) -> Result<Deliveries, BrokerError> {
     channel
         .basic_qos(prefetch, BasicQosOptions::default())
@@ -92,7 +96,7 @@ async fn consume_on(
             queue.into(),
             "".into(),
             BasicConsumeOptions::default(),
-            FieldTable::default(),
+            arguments,
         )
         .await
         .map_err(|error| broker_error("basic.consume", error))?;

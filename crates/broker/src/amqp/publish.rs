@@ -34,6 +34,7 @@ impl Publishers {
 
 impl Session for Publishers {
     async fn open(connection: Connection, topology: &Topology) -> Result<Self, BrokerError> {
+        topology.declare(&connection).await?;
         let mut fixed = HashMap::new();
         for route in topology.fixed_routes() {
             fixed.insert(route, confirming_channel(&connection).await?);
@@ -55,7 +56,7 @@ impl Session for Publishers {
     }
 }
 
-async fn confirming_channel(connection: &Connection) -> Result<Channel, BrokerError> {
+pub(crate) async fn confirming_channel(connection: &Connection) -> Result<Channel, BrokerError> {
     let channel = connection
         .create_channel()
         .await

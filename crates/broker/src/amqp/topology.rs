@@ -15,7 +15,7 @@ use tracing::warn;
 
 use super::errors::broker_error;
 use super::{QueueType, TaskQueueProperties};
-use crate::{BrokerError, MAX_PRIORITY, QueueNames};
+use crate::{BrokerError, CANCELLATION_RETENTION, MAX_PRIORITY, QueueNames};
 
 /// Where a publish goes: an exchange (`""` is the default exchange) and a routing key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -302,6 +302,42 @@ impl Topology {
             .map_err(error)
     }
 
+    /// Declares the cancellation stream alone, on the connection that reads and appends to it
+    /// (see `amqp::cancellations`). Never part of [`Topology::declare`]: a stream's replicas
+    /// have a home node, and while that node is down, declaring the stream fails; tasks, results
+    /// and retries must not wait for it.
+    pub(crate) async fn declare_cancellation_stream(
+        &self,
+        connection: &Connection,
+    ) -> Result<(), BrokerError> {
+        let error = |error| broker_error("declaring the cancellation stream", error);
+        let channel = connection.create_channel().await.map_err(error)?;
+        declare_queue(
+            &channel,
+            &self.queues.cancelled,
+            QueueDeclareOptions::durable(),
+            cancellation_stream_arguments(),
+        )
+        .await
+        .map_err(|refusal| {
+            if is_inequivalent(&refusal) {
+                BrokerError::fatal(format!(
+                    "cancellation stream '{0}' exists with other properties than Switchyard \
+                     declares; it holds only cancelled task ids: delete it (rabbitmqctl \
+                     delete_queue {0}) and every component declares it again",
+                    self.queues.cancelled
+                ))
+                .caused_by(refusal)
+            } else {
+                error(refusal)
+            }
+        })?;
+        channel
+            .close(200, "cancellation stream declared".into())
+            .await
+            .map_err(error)
+    }
+
     /// Says, at warning level, that a queue was adopted and what that costs; once per queue, as
     /// later declarations (every reconnect) only check that it still exists.
     fn adopted(&self, adoption: Adoption<'_>) {
@@ -327,9 +363,14 @@ impl Topology {
     pub(crate) async fn delete(&self, connection: &Connection) -> Result<(), BrokerError> {
         let error = |error| broker_error("deleting the topology", error);
         let channel = connection.create_channel().await.map_err(error)?;
-        let queues = [&self.queues.tasks, &self.queues.results, &self.queues.dead]
-            .into_iter()
-            .chain(self.delay_tiers.iter().map(|(_, queue)| queue));
+        let queues = [
+            &self.queues.tasks,
+            &self.queues.results,
+            &self.queues.dead,
+            &self.queues.cancelled,
+        ]
+        .into_iter()
+        .chain(self.delay_tiers.iter().map(|(_, queue)| queue));
         for queue in queues {
             channel
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
@@ -380,6 +421,22 @@ impl Topology {
         }
         arguments
     }
+}
+
+/// The cancellation stream (see `amqp::cancellations`): a stream, because every controller
+/// reads every cancel, from the start, however many read it; kept for
+/// [`CANCELLATION_RETENTION`]. RabbitMQ drops whole segments only, so segments of 1 MB (some
+/// 10,000 cancels each) keep it close to that age, where the default 500 MB would keep millions.
+fn cancellation_stream_arguments() -> FieldTable {
+    let mut arguments = FieldTable::default();
+    insert_str(&mut arguments, "x-queue-type", "stream");
+    let days = CANCELLATION_RETENTION.as_secs().div_ceil(24 * 60 * 60);
+    insert_str(&mut arguments, "x-max-age", &format!("{days}D"));
+    arguments.insert(
+        "x-stream-max-segment-size-bytes".into(),
+        AMQPValue::LongInt(1_000_000),
+    );
+    arguments
 }
 
 async fn declare_queue(

@@ -114,6 +114,13 @@ impl Harness for AmqpHarness {
         &self.broker
     }
 
+    async fn another_handle(&self) -> Arc<AmqpBroker> {
+        let broker = AmqpBroker::connect(self.config.clone())
+            .await
+            .expect("connect to the local RabbitMQ again");
+        Arc::new(broker)
+    }
+
     /// RabbitMQ requeues a delivery the moment its channel closes.
     fn redelivery(&self) -> Duration {
         Duration::ZERO
@@ -153,6 +160,7 @@ impl Drop for AmqpHarness {
             queues.tasks.clone(),
             queues.results.clone(),
             queues.dead.clone(),
+            queues.cancelled.clone(),
         ];
         names.extend(self.delay_queues());
         let exchange = format!("{}.dlx", queues.tasks);

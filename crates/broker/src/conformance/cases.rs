@@ -7,10 +7,13 @@ use bytes::Bytes;
 use switchyard_wire::headers;
 use tokio::time::Instant;
 
-use super::{Harness, QUIET, REQUEUE_WITHIN, WAIT, next, next_within, task, wait_for_depth};
+use super::{
+    Harness, QUIET, REQUEUE_WITHIN, WAIT, next, next_within, task, wait_for_depth,
+    wait_until_cancelled,
+};
 use crate::{
-    Broker, BrokerError, DeadLetter, DeadLetterStore, Depths, MAX_PRIORITY, Message, QueueStats,
-    ResultSource,
+    Broker, BrokerError, Cancellations, DeadLetter, DeadLetterStore, Depths, MAX_PRIORITY, Message,
+    QueueStats, ResultSource,
 };
 
 /// A message using every property Switchyard reads, with a body that is not UTF-8.
@@ -450,4 +453,27 @@ pub async fn queue_stats_count_what_waits_where<H: Harness>() {
     let mut tasks = broker.consume_tasks(1).await.unwrap();
     let _held = next(&mut tasks).await;
     wait_for_depth(&harness, counted(2, 0)).await;
+}
+
+/// What a second controller sees: a cancel recorded through one handle reaches a handle that was
+/// already asking (within the backend's delivery latency), and a handle opened after the cancel
+/// sees it on its first answer; an id nobody cancelled is never seen.
+pub async fn a_cancel_is_seen_through_every_handle_even_one_opened_after_it<H: Harness>() {
+    let harness = H::open().await;
+    let recorder = harness.broker();
+    let already_asking = harness.another_handle().await;
+    assert!(!already_asking.is_cancelled("doomed").await.unwrap());
+
+    recorder.cancel("doomed").await.unwrap();
+    // Cancelling twice is no error: two operators may cancel the same task.
+    recorder.cancel("doomed").await.unwrap();
+    wait_until_cancelled(already_asking.as_ref(), "doomed").await;
+    let opened_after = harness.another_handle().await;
+    assert!(
+        opened_after.is_cancelled("doomed").await.unwrap(),
+        "a handle opened after the cancel does not see it on its first answer"
+    );
+    for handle in [recorder, &already_asking, &opened_after] {
+        assert!(!handle.is_cancelled("spared").await.unwrap());
+    }
 }

@@ -68,6 +68,10 @@ impl Harness for EmbeddedHarness {
         &self.broker
     }
 
+    async fn another_handle(&self) -> Arc<EmbeddedBroker> {
+        Arc::new(open(&self.path, LEASE).await)
+    }
+
     fn redelivery(&self) -> Duration {
         LEASE
     }

@@ -29,6 +29,11 @@ impl Harness for MemoryHarness {
         &self.broker
     }
 
+    /// A clone: clones share the queues, as processes share a real broker.
+    async fn another_handle(&self) -> Arc<MemoryBroker> {
+        Arc::new(MemoryBroker::clone(&self.broker))
+    }
+
     /// A dropped delivery is back in its queue the moment it drops.
     fn redelivery(&self) -> Duration {
         Duration::ZERO

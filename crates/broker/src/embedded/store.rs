@@ -21,7 +21,7 @@ const MAX_GROUP: usize = 256;
 
 /// Each step takes a file from version `n` (`PRAGMA user_version`) to `n + 1`: a new file runs
 /// them all, a file of an older build the ones it lacks.
-const MIGRATIONS: [&str; 2] = [SCHEMA_V1, PRIORITIES];
+const MIGRATIONS: [&str; 3] = [SCHEMA_V1, PRIORITIES, CANCELLATIONS];
 
 /// The schema version this code writes.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -69,6 +69,18 @@ ALTER TABLE messages ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE dead_letters ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 -- A take seeks each priority's visible rows in visibility order: one range per priority.
 CREATE INDEX messages_by_priority ON messages (queue, priority, visible_at);
+";
+
+/// Cancelled task ids of each task queue (see `Cancellations`), pruned by age.
+const CANCELLATIONS: &str = "
+CREATE TABLE cancelled (
+    queue        TEXT NOT NULL,
+    task_id      TEXT NOT NULL,
+    -- Unix ms of the first cancel: rows older than the retention are pruned.
+    cancelled_at INTEGER NOT NULL,
+    PRIMARY KEY (queue, task_id)
+) WITHOUT ROWID;
+CREATE INDEX cancelled_by_age ON cancelled (cancelled_at);
 ";
 
 /// The handle operations are sent through; the thread stops when the last handle is dropped.

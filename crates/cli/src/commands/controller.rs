@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use switchyard_controller::{Backoff, Controller, ControllerConfig, Timeouts};
+use switchyard_controller::{Backoff, BrokerTombstones, Controller, ControllerConfig, Timeouts};
 
 use crate::amqp_flags::AmqpFlags;
 use crate::duration::parse_duration;
@@ -93,9 +93,11 @@ impl Args {
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let config = args.controller_config()?;
     let shutdown = crate::shutdown::on_signal();
-    let broker = args.amqp.connect().await?;
+    let broker = Arc::new(args.amqp.connect().await?);
     let discovery = args.discovery.client()?;
-    let controller = Controller::new(Arc::new(broker), config, discovery)?;
+    // `switchyard cancel --amqp` records cancellations on the broker itself.
+    let controller = Controller::new(broker.clone(), config, discovery)?
+        .with_tombstones(Arc::new(BrokerTombstones::new(broker)));
     let metrics_server = match &args.metrics_listen {
         Some(address) => {
             let listener = tokio::net::TcpListener::bind(address)

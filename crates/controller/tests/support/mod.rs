@@ -398,20 +398,3 @@ pub(crate) async fn eventually(within: Duration, what: &str, condition: impl Fn(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
-
-/// Cancellations a test records, as `up`'s task store would.
-#[derive(Clone, Default)]
-pub(crate) struct TestTombstones(pub Arc<Mutex<std::collections::BTreeSet<String>>>);
-
-impl TestTombstones {
-    pub(crate) fn cancel(&self, id: &str) {
-        self.0.lock().unwrap().insert(id.to_owned());
-    }
-}
-
-impl switchyard_controller::Tombstones for TestTombstones {
-    fn is_cancelled<'a>(&'a self, task_id: &'a str) -> futures::future::BoxFuture<'a, bool> {
-        let cancelled = self.0.lock().unwrap().contains(task_id);
-        Box::pin(async move { cancelled })
-    }
-}
