@@ -16,7 +16,9 @@ use support::is_disconnected;
 use switchyard_broker::amqp::{AmqpBroker, QueueType};
 use switchyard_broker::conformance::amqp::{AmqpHarness, TEST_TIERS_MS, rabbitmqctl, test_config};
 use switchyard_broker::conformance::{Harness, LosesConnections, WAIT, next, task};
-use switchyard_broker::{Broker, BrokerError, DeadLetter, DeadLetterStore, Message, ResultSource};
+use switchyard_broker::{
+    Broker, BrokerError, Cancellations, DeadLetter, DeadLetterStore, Message, ResultSource,
+};
 use switchyard_wire::headers;
 use tokio::time::Instant;
 
@@ -445,4 +447,53 @@ async fn a_list_of_nodes_is_tried_in_turn_and_a_bad_one_is_named_by_position() {
         !shown.contains("secret"),
         "the password is not repeated: {shown}"
     );
+}
+
+#[tokio::test]
+async fn an_unusable_cancellation_stream_holds_no_task_up() {
+    // The stream's name taken by a classic queue: RabbitMQ refuses to declare the stream, as it
+    // does for seconds to minutes while a failed node brings a stream back.
+    let fixture = AmqpHarness::open().await;
+    fixture
+        .raw_channel()
+        .await
+        .queue_declare(
+            fixture.queues().cancelled.as_str().into(),
+            lapin::options::QueueDeclareOptions::durable(),
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let broker = &fixture.broker;
+
+    let refused = broker.cancel("doomed").await.unwrap_err();
+    assert!(
+        refused.to_string().contains("delete it"),
+        "the cancel says what to do: {refused:#}"
+    );
+    let first = Instant::now();
+    let unknown = broker.is_cancelled("t1").await.unwrap_err();
+    assert!(is_disconnected(&unknown), "{unknown:#}");
+    assert!(
+        first.elapsed() < WAIT,
+        "the first question waited {:?}",
+        first.elapsed()
+    );
+    let second = Instant::now();
+    broker.is_cancelled("t2").await.unwrap_err();
+    assert!(
+        second.elapsed() < Duration::from_millis(500),
+        "a question after a vain wait waits again: {:?}",
+        second.elapsed()
+    );
+
+    // Tasks go on meanwhile.
+    broker
+        .publish_task(task("t3"), Duration::ZERO)
+        .await
+        .unwrap();
+    let mut tasks = broker.consume_tasks(1).await.unwrap();
+    let delivery = next(&mut tasks).await;
+    assert_eq!(delivery.message.id.as_deref(), Some("t3"));
+    delivery.ack().await.unwrap();
 }
