@@ -18,6 +18,7 @@ pub mod overview;
 pub mod retention;
 mod routes;
 pub mod store;
+mod upload;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchyard_broker::MAX_PRIORITY;
@@ -28,10 +28,15 @@ use crate::openapi::{
     BadRequest, Gone, NotFound, NotImplemented, TooLarge, Unauthorized, Unavailable,
 };
 use crate::overview::{QueueView, Recent, RunnerView};
+use crate::upload::{self, BodyKind, UploadFields, UploadForm};
 use crate::{
     Cancellation, Cursor, DeadLetterView, Requeue, Submitted, TaskApi, TaskPage, TaskRecord,
     TaskStatus,
 };
+
+/// The body limit, which also bounds the task an uploaded image becomes.
+#[derive(Debug, Clone, Copy)]
+struct TaskBytes(usize);
 
 /// Longest accepted `Idempotency-Key`, so keys cannot be used to bloat the store.
 const MAX_IDEMPOTENCY_KEY: usize = 200;
@@ -42,6 +47,7 @@ pub fn router(api: TaskApi, max_body_bytes: usize) -> Router {
     let (routes, document) = api_routes().split_for_parts();
     routes
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(Extension(TaskBytes(max_body_bytes)))
         .layer(middleware::from_fn_with_state(api.clone(), require_token))
         .with_state(api)
         .merge(crate::dashboard::router())
@@ -215,15 +221,15 @@ fn empty_object() -> Value {
 }
 
 /// Reads a JSON object body, naming the offending field and answering 413 past the body limit.
-/// The body is parsed to a `Value` first because serde would otherwise also read a struct from
-/// a JSON array (`["echo", {}]`), positionally, which no client means.
 fn parse_body<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(rejection.body_text()),
-        _ => ApiError::BadRequest(rejection.body_text()),
-    })?;
+    request_of(body_value(body)?)
+}
+
+/// The body as a JSON object; 413 past the body limit.
+fn body_value(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let body = body.map_err(body_error)?;
     let value: Value = serde_json::from_slice(&body)
         .map_err(|error| ApiError::BadRequest(format!("body is not valid JSON: {error}")))?;
     if !value.is_object() {
@@ -231,6 +237,20 @@ fn parse_body<T: serde::de::DeserializeOwned>(
             "body is not a request: expected a JSON object".into(),
         ));
     }
+    Ok(value)
+}
+
+fn body_error(rejection: BytesRejection) -> ApiError {
+    match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(rejection.body_text()),
+        _ => ApiError::BadRequest(rejection.body_text()),
+    }
+}
+
+/// Reads a request from a JSON object, naming the offending field. Through a `Value` because
+/// serde would otherwise also read a struct from a JSON array (`["echo", {}]`), positionally,
+/// which no client means.
+fn request_of<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
@@ -248,12 +268,24 @@ fn parse_body<T: serde::de::DeserializeOwned>(
 /// Idempotency-Key makes a retried submit return the same task. An algorithm this deployment
 /// hosts that is still loading is a 503 with Retry-After; one that cannot run on this machine
 /// (its engine is not installed) is a 501 whose message says what to install.
+///
+/// An image can be sent as it is instead of base64 in `payload.image_base64`: as a
+/// multipart form (`curl -F algorithm=image_classifier -F image=@cat.jpg`), or as the whole body
+/// (`Content-Type: image/*` or `application/octet-stream`) with the other fields in the query.
+/// Either is checked and refused as the JSON body it stands for; the image's base64 must fit
+/// the body limit. The query parameters go with an image body only.
 #[utoipa::path(post, path = "/v1/tasks",
     params(
         ("Idempotency-Key" = Option<String>, Header, max_length = 200,
             description = "A retried submit with the same key returns the same task"),
+        UploadFields,
     ),
-    request_body = SubmitRequest,
+    request_body(content(
+        (SubmitRequest = "application/json"),
+        (UploadForm = "multipart/form-data"),
+        ("image/*"),
+        ("application/octet-stream"),
+    )),
     responses(
         (status = 202, description = "Accepted and queued", body = TaskId),
         (status = 200, description = "Idempotent resubmit: the existing task", body = TaskId),
@@ -267,10 +299,39 @@ fn parse_body<T: serde::de::DeserializeOwned>(
 )]
 async fn submit(
     State(api): State<TaskApi>,
+    Extension(TaskBytes(limit)): Extension<TaskBytes>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    query: Result<Query<UploadFields>, axum::extract::rejection::QueryRejection>,
+    body: Request,
 ) -> Result<Response, ApiError> {
-    let request: SubmitRequest = parse_body(body)?;
+    let Query(fields) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    let request: SubmitRequest = match BodyKind::of(&headers) {
+        BodyKind::Json => {
+            if !fields.is_empty() {
+                return Err(ApiError::BadRequest(
+                    "query parameters go with an image body; a JSON submit says them in its body"
+                        .into(),
+                ));
+            }
+            let bytes = Bytes::from_request(body, &()).await;
+            request_of(body_value(bytes)?)?
+        }
+        BodyKind::Form => {
+            let form = Multipart::from_request(body, &())
+                .await
+                .map_err(|rejection| {
+                    ApiError::BadRequest(format!(
+                        "malformed multipart body: {}",
+                        rejection.body_text()
+                    ))
+                })?;
+            request_of(upload::from_form(form, limit).await?)?
+        }
+        BodyKind::Image => {
+            let image = Bytes::from_request(body, &()).await.map_err(body_error)?;
+            request_of(upload::from_image(fields, &image, limit)?)?
+        }
+    };
     let deadline_ms = request.deadline_ms()?;
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,

@@ -1170,3 +1170,158 @@ async fn a_queued_task_is_cancelled_and_one_that_finished_is_not() {
     let (_, cancelled) = stack.get("/v1/tasks?state=cancelled").await;
     assert_eq!(cancelled["tasks"][0]["id"], queued.as_str());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_sent_as_a_form_or_as_the_body_reaches_the_runner_as_image_base64() {
+    use base64::Engine;
+    use reqwest::multipart::{Form, Part};
+    let stack = Stack::start().await;
+    // Every byte value: what a text field or a JSON string would mangle.
+    let image: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&image);
+    let tasks = stack.at("/v1/tasks");
+    let form = |image: Vec<u8>| {
+        Form::new()
+            .text("algorithm", "image_echo")
+            .part("image", Part::bytes(image).file_name("cat.jpg"))
+    };
+
+    let (status, accepted) = answer(
+        stack.http.post(&tasks).multipart(
+            form(image.clone())
+                .text("payload", r#"{"note": "form"}"#)
+                .text("priority", "9"),
+        ),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let record = stack.wait_final(accepted["id"].as_str().unwrap()).await;
+    assert_eq!(record["status"], "done", "{record}");
+    assert_eq!(
+        record["result"],
+        json!({"image_base64": encoded, "note": "form"})
+    );
+
+    let (status, accepted) = answer(
+        stack
+            .http
+            .post(format!(
+                "{tasks}?algorithm=image_echo&ttl=1m&payload=%7B%22note%22%3A%22body%22%7D"
+            ))
+            .header("content-type", "image/jpeg")
+            .body(image.clone()),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let record = stack.wait_final(accepted["id"].as_str().unwrap()).await;
+    assert_eq!(
+        record["result"],
+        json!({"image_base64": encoded, "note": "body"})
+    );
+
+    // Refused as the JSON body they stand for, with the same words.
+    let image_body = |query: &str| {
+        stack
+            .http
+            .post(format!("{tasks}?{query}"))
+            .header("content-type", "application/octet-stream")
+            .body(image.clone())
+    };
+    assert_refused(
+        answer(image_body("algorithm=image_echo&priority=12")).await,
+        400,
+        &["invalid field 'priority'", "from 0 to 9"],
+    );
+    assert_refused(
+        answer(image_body("algorithm=echo")).await,
+        400,
+        &["image_base64"],
+    );
+    assert_refused(
+        answer(image_body("algorithm=nowhere")).await,
+        400,
+        &["nowhere"],
+    );
+    assert_refused(
+        answer(image_body("ttl=1m")).await,
+        400,
+        &["names its algorithm"],
+    );
+    assert_refused(
+        answer(image_body("algorithm=image_echo&colour=red")).await,
+        400,
+        &["colour"],
+    );
+    assert_refused(
+        answer(
+            stack
+                .http
+                .post(format!("{tasks}?algorithm=echo"))
+                .json(&json!({"algorithm": "echo"})),
+        )
+        .await,
+        400,
+        &["query parameters go with an image body"],
+    );
+    assert_refused(
+        answer(
+            stack
+                .http
+                .post(&tasks)
+                .multipart(Form::new().text("algorithm", "image_echo")),
+        )
+        .await,
+        400,
+        &["no 'image' field"],
+    );
+    assert_refused(
+        answer(
+            stack
+                .http
+                .post(&tasks)
+                .multipart(form(image.clone()).text("colour", "red")),
+        )
+        .await,
+        400,
+        &["unknown form field 'colour'"],
+    );
+    assert_refused(
+        answer(
+            stack
+                .http
+                .post(&tasks)
+                .header("content-type", "multipart/form-data; boundary=x")
+                .body("not a form"),
+        )
+        .await,
+        400,
+        &["multipart"],
+    );
+    // Within the body limit, but not once in base64: refused before anything is stored.
+    let three_quarters = vec![7u8; MAX_BODY / 4 * 3 + 3];
+    assert_refused(
+        answer(stack.http.post(&tasks).multipart(form(three_quarters))).await,
+        413,
+        &[
+            "base64",
+            &format!("send at most {} bytes", MAX_BODY / 4 * 3),
+        ],
+    );
+    assert_refused(
+        answer(
+            stack
+                .http
+                .post(&tasks)
+                .multipart(form(vec![7u8; MAX_BODY * 2])),
+        )
+        .await,
+        413,
+        &[],
+    );
+    let (_, listed) = stack.get("/v1/tasks?limit=100").await;
+    assert_eq!(
+        listed["tasks"].as_array().unwrap().len(),
+        2,
+        "only the two accepted were stored"
+    );
+}

@@ -27,6 +27,15 @@ pub(crate) fn refuse(reason: String) -> Result<String, AlgorithmError> {
     Err(AlgorithmError::bad_input(format!("refused: {reason}")))
 }
 
+/// Answers the image as it reached the runner, and the note beside it: what an upload became.
+#[switchyard_runner::algorithm]
+pub(crate) fn image_echo(
+    image_base64: String,
+    note: Option<String>,
+) -> Result<Value, AlgorithmError> {
+    Ok(serde_json::json!({"image_base64": image_base64, "note": note}))
+}
+
 /// Sleeps `ms`, then answers it: a task that is still running while a client waits.
 #[switchyard_runner::algorithm]
 pub(crate) async fn nap(ms: u64) -> Result<u64, AlgorithmError> {
@@ -90,6 +99,7 @@ impl Stack {
             switchyard_algorithms::echo_algorithm(),
             refuse_algorithm(),
             nap_algorithm(),
+            image_echo_algorithm(),
         ];
         tokio::spawn(switchyard_runner::serve(
             listener,

@@ -28,9 +28,13 @@ pub(crate) struct Args {
     /// Algorithm to run.
     #[arg(required_unless_present = "file", conflicts_with = "file")]
     algorithm: Option<String>,
-    /// Its payload, as JSON, e.g. '{"text": "hello"}'.
-    #[arg(required_unless_present = "file")]
+    /// Its payload, as JSON, e.g. '{"text": "hello"}'; with `--image`, the fields beside it.
+    #[arg(required_unless_present_any = ["file", "image"])]
     payload: Option<String>,
+    /// An image file to send as the payload's `image_base64` (image_classifier, ocr), read and
+    /// encoded here: `switchyard submit image_classifier --image cat.jpg`.
+    #[arg(long, conflicts_with = "file")]
+    image: Option<PathBuf>,
     /// Submit every task of a JSON Lines file, one {"algorithm": ..., "payload": ...} per line.
     #[arg(long)]
     file: Option<PathBuf>,
@@ -78,11 +82,19 @@ impl Args {
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    let tasks = match (&args.file, &args.algorithm, &args.payload) {
-        (Some(path), _, _) => read_tasks(path)?,
-        (None, Some(algorithm), Some(payload)) => {
-            let payload =
-                serde_json::from_str(payload).context("PAYLOAD_JSON is not valid JSON")?;
+    let tasks = match (&args.file, &args.algorithm) {
+        (Some(path), _) => read_tasks(path)?,
+        (None, Some(algorithm)) => {
+            let payload = match &args.payload {
+                Some(payload) => {
+                    serde_json::from_str(payload).context("PAYLOAD_JSON is not valid JSON")?
+                }
+                None => serde_json::json!({}),
+            };
+            let payload = match &args.image {
+                Some(path) => with_image(payload, path)?,
+                None => payload,
+            };
             vec![Task::new(algorithm.clone(), payload)]
         }
         _ => bail!("give ALGORITHM and PAYLOAD_JSON, or --file"),
@@ -146,6 +158,31 @@ async fn submit_one(
             bail!("task {id} failed ({}): {}", error.kind, error.message)
         }
     }
+}
+
+/// `payload` with the image file at `path` as its `image_base64`.
+fn with_image(payload: serde_json::Value, path: &Path) -> anyhow::Result<serde_json::Value> {
+    use base64::Engine;
+    let serde_json::Value::Object(mut fields) = payload else {
+        bail!("PAYLOAD_JSON must be a JSON object to go with --image");
+    };
+    if let Some(field) = ["image_base64", "image_url"]
+        .into_iter()
+        .find(|field| fields.contains_key(*field))
+    {
+        bail!("--image is the image: leave '{field}' out of PAYLOAD_JSON");
+    }
+    let image = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if image.is_empty() {
+        bail!("{} is empty", path.display());
+    }
+    fields.insert(
+        "image_base64".into(),
+        base64::engine::general_purpose::STANDARD
+            .encode(image)
+            .into(),
+    );
+    Ok(fields.into())
 }
 
 /// Every line of a JSON Lines file as a task; blank lines are skipped. Nothing is published
@@ -566,6 +603,41 @@ mod tests {
             let error = parse(&[&flag]).unwrap_err().to_string();
             assert!(error.contains("--priority"), "{refused}: {error}");
         }
+    }
+
+    #[test]
+    fn an_image_file_becomes_image_base64_beside_the_payload() {
+        use clap::Parser;
+        type Cli = crate::commands::FlagsOnly<Args>;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cat.jpg");
+        std::fs::write(&path, b"\xff\xd8jpeg").unwrap();
+        assert_eq!(
+            with_image(json!({"top_k": 3}), &path).unwrap(),
+            json!({"top_k": 3, "image_base64": "/9hqcGVn"})
+        );
+        let without_payload = Cli::try_parse_from(["submit", "ocr", "--image", "cat.jpg"]);
+        assert!(without_payload.unwrap().args.payload.is_none());
+        assert!(
+            Cli::try_parse_from(["submit", "ocr"]).is_err(),
+            "no payload, no image"
+        );
+        let with_file = Cli::try_parse_from(["submit", "--file", "t.jsonl", "--image", "a.jpg"]);
+        assert!(with_file.is_err(), "--image with --file");
+
+        for (payload, needle) in [
+            (json!([1]), "must be a JSON object"),
+            (json!({"image_url": "http://x"}), "leave 'image_url' out"),
+            (json!({"image_base64": "AA=="}), "leave 'image_base64' out"),
+        ] {
+            let error = with_image(payload, &path).unwrap_err().to_string();
+            assert!(error.contains(needle), "{error}");
+        }
+        let missing = with_image(json!({}), &dir.path().join("none.jpg")).unwrap_err();
+        assert!(format!("{missing:#}").contains("none.jpg"), "{missing:#}");
+        std::fs::write(&path, b"").unwrap();
+        let empty = with_image(json!({}), &path).unwrap_err().to_string();
+        assert!(empty.contains("is empty"), "{empty}");
     }
 
     #[test]
