@@ -113,7 +113,10 @@ fn run() -> anyhow::Result<()> {
 /// Logs go through a writer thread: a task's one info line must never stall a
 /// tokio worker on a slow disk or a full pipe (a container's stderr). Nothing is
 /// dropped (`lossy(false)`): a full buffer makes the logger wait, not lie.
-/// The returned guard flushes the buffer when `main` ends.
+/// The returned guard flushes the buffer when `main` ends. An event after that (a
+/// library's background thread noticing a connection closed at exit) has nowhere to go:
+/// it is dropped quietly instead of printing the writer's complaint among a failed
+/// command's one error line.
 fn init_tracing(default_filter: &str) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("SWITCHYARD_LOG")
@@ -126,6 +129,7 @@ fn init_tracing(default_filter: &str) -> tracing_appender::non_blocking::WorkerG
         .with_env_filter(filter)
         .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .log_internal_errors(false)
         .compact()
         .init();
     guard
