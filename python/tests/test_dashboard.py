@@ -25,7 +25,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from switchyard import Client, SubmitFailed
-from support import (Controller, Discovery, Process, Runner, Up, Vhost, binary, eventually, free_port,
+from support import (REPO, Controller, Discovery, Process, Runner, Up, Vhost, binary, eventually, free_port,
                      wait_http)
 
 CHROMIUM = shutil.which("chromium")
@@ -187,6 +187,32 @@ def test_the_dashboard_shows_and_steers_a_running_worker(browser: webdriver.Chro
         until(browser, lambda: len(rows(browser, "runners")) == 1, "runners listed again")
     finally:
         runner.process.stop()
+        up.process.stop()
+
+
+def test_an_image_algorithm_takes_a_file_from_the_form(browser: webdriver.Chrome, tmp_path: Path) -> None:
+    """A user trying the classifier picks a photo; nobody pastes base64. The page uploads the file
+    as a multipart form, the other fields beside it."""
+    up = Up(tmp_path / "data", algorithms="image_classifier")
+    try:
+        go(browser, up, "algorithms/image_classifier")
+        until(browser, lambda: browser.find_element(By.ID, "field-image_base64"), "the classifier form")
+        picker = browser.find_element(By.ID, "field-image_base64")
+        assert picker.get_attribute("type") == "file"
+        picker.send_keys(str(REPO / "crates/algorithms/testdata/images/coffee.png"))
+        fill(browser, "top_k", "2")
+        submit_form(browser)
+        until(browser, lambda: "espresso" in text_of(browser, "#task-result"), "the classification")
+        assert text_of(browser, "#task-state") == "done"
+        assert text_of(browser, "#task-result").count('"label"') == 3, "label and a top 2"
+
+        # The API's refusal of the other fields still lands beside them.
+        picker = browser.find_element(By.ID, "field-image_base64")
+        picker.send_keys(str(REPO / "crates/algorithms/testdata/images/coffee.png"))
+        fill(browser, "top_k", "many")
+        submit_form(browser)
+        until(browser, lambda: "top_k" in text_of(browser, "#error-top_k"), "the top_k error")
+    finally:
         up.process.stop()
 
 

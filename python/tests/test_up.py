@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from switchyard import AsyncClient, Client, PayloadRefused, Rejected
-from support import Runner, Up, eventually
+from support import REPO, Runner, Up, eventually
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +64,31 @@ def test_the_async_client_round_trips_through_the_api(up: tuple[Up, Runner]) -> 
             return [(await handle.result(timeout=30))["text"] for handle in handles]
 
     assert asyncio.run(scenario()) == [str(n) for n in range(10)]
+
+
+def test_the_client_sends_an_image_from_a_file_or_bytes(tmp_path: Path) -> None:
+    coffee = REPO / "crates/algorithms/testdata/images/coffee.png"
+    server = Up(tmp_path / "data", algorithms="image_classifier")
+    try:
+        with Client(server.url) as client:
+            answer = client.submit("image_classifier", {"top_k": 2}, image=coffee, wait=True).result()
+            assert answer["label"] == "espresso" and len(answer["top"]) == 2, answer
+            from_bytes = client.submit("image_classifier", {}, image=coffee.read_bytes(), wait=True)
+            assert from_bytes.result()["label"] == "espresso"
+            with pytest.raises(ValueError, match="leave 'image_url' out"):
+                client.submit("image_classifier", {"image_url": "http://example.org/x.jpg"}, image=coffee)
+            with pytest.raises(ValueError, match="empty"):
+                client.submit("image_classifier", {}, image=b"")
+            with pytest.raises(TypeError, match="JSON object"):
+                client.submit("image_classifier", [1], image=coffee)
+            with pytest.raises(FileNotFoundError):
+                client.submit("image_classifier", {}, image=tmp_path / "none.jpg")
+
+        async def from_async() -> object:
+            async with AsyncClient(server.url) as client:
+                handle = await client.submit("image_classifier", {}, image=str(coffee))
+                return (await handle.result(timeout=60))["label"]
+
+        assert asyncio.run(from_async()) == "espresso"
+    finally:
+        server.process.stop()

@@ -23,7 +23,8 @@ function token() {
 
 async function api(path, options = {}) {
   const headers = { Accept: "application/json", ...(options.headers || {}) };
-  if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  // A form (an uploaded image) sets its own multipart type, boundary included.
+  if (options.body !== undefined && !(options.body instanceof FormData)) headers["Content-Type"] = "application/json";
   const secret = token();
   if (secret) headers.Authorization = `Bearer ${secret}`;
   let response;
@@ -471,6 +472,9 @@ function renderAlgorithms(view) {
 
 // ---- A schema as a form -------------------------------------------------------------------
 
+// The payload field an image file fills (`POST /v1/tasks` takes the file as a multipart form).
+const IMAGE_FIELD = "image_base64";
+
 function resolve(schema, root) {
   if (schema && schema.$ref) {
     const path = schema.$ref.replace(/^#\//, "").split("/");
@@ -515,10 +519,14 @@ function schemaForm(listing) {
   if (schema.description) form.append(el("p", { class: "muted" }, schema.description));
   for (const [field, property] of Object.entries(properties)) {
     const resolved = resolve(property, schema);
-    const type = fieldType(property, schema);
+    let type = fieldType(property, schema);
     const id = `field-${field}`;
     let input;
-    if (type === "boolean") {
+    if (field === IMAGE_FIELD && type === "string") {
+      // Base64 is no thing to paste: the file is uploaded as it is and the API encodes it.
+      type = "file";
+      input = el("input", { type: "file", id, name: field, accept: "image/*" });
+    } else if (type === "boolean") {
       input = el("input", { type: "checkbox", id, name: field, checked: resolved.default === true });
     } else if (type === "enum") {
       input = el("select", { id, name: field },
@@ -534,7 +542,7 @@ function schemaForm(listing) {
       input = el("input", { type: "text", id, name: field, inputmode: type === "string" ? null : "decimal" });
       if (resolved.default !== undefined && resolved.default !== null) input.value = String(resolved.default);
     }
-    const hints = [type === "json" ? "JSON" : type];
+    const hints = [{ json: "JSON", file: "an image file, uploaded as it is" }[type] || type];
     if (resolved.minimum !== undefined) hints.push(`≥ ${resolved.minimum}`);
     if (resolved.maximum !== undefined) hints.push(`≤ ${resolved.maximum}`);
     if (resolved.default !== undefined) hints.push(`default ${JSON.stringify(resolved.default)}`);
@@ -554,9 +562,12 @@ function schemaForm(listing) {
     for (const { error } of Object.values(fields)) error.textContent = "";
     formError.textContent = "";
     const payload = {};
+    let image = null;
     for (const [field, { input, type, error }] of Object.entries(fields)) {
       const raw = input.value;
-      if (type === "boolean") {
+      if (type === "file") {
+        image = input.files[0] || null;
+      } else if (type === "boolean") {
         payload[field] = input.checked;
       } else if (raw === "") {
         continue;
@@ -578,9 +589,14 @@ function schemaForm(listing) {
     submit.disabled = true;
     outcome.replaceChildren(notice("", "submitting…"));
     try {
-      const { id } = await api("/v1/tasks", {
-        method: "POST", body: JSON.stringify({ algorithm: listing.name, payload }),
-      });
+      let body = JSON.stringify({ algorithm: listing.name, payload });
+      if (image) {
+        body = new FormData();
+        body.append("algorithm", listing.name);
+        body.append("payload", JSON.stringify(payload));
+        body.append("image", image);
+      }
+      const { id } = await api("/v1/tasks", { method: "POST", body });
       outcome.replaceChildren(notice("", "queued as "), el("a", { href: `#/tasks/${id}`, id: "submitted-id" }, id));
       const task = await waitFor(id, outcome);
       outcome.replaceChildren(el("p", {}, "Task ", el("a", { href: `#/tasks/${id}`, id: "submitted-id" }, id)), taskDetail(task));

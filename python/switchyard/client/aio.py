@@ -14,7 +14,8 @@ import httpx
 from .amqp import AmqpTransport
 from .api import AsyncApiTransport
 from .catalog import Catalog
-from .common import DISCOVERY_TIMEOUT, SendOptions, as_json, discovery_for, is_amqp, refresh, send_options
+from .common import (DISCOVERY_TIMEOUT, ImageSource, SendOptions, as_json, discovery_for, is_amqp, refresh,
+                     send_options)
 from .errors import ResultTimeout
 from .ids import new_task_id
 from .outcome import Outcome
@@ -72,8 +73,9 @@ class AsyncClient:
 
     async def submit(self, algorithm: str, payload: Any, *, wait: bool = False,
                      timeout: float = DEFAULT_TIMEOUT, task_id: str | None = None,
-                     ttl: float | None = None, priority: int = 0) -> AsyncTaskHandle:
-        payload = as_json(payload)
+                     ttl: float | None = None, priority: int = 0,
+                     image: ImageSource | None = None) -> AsyncTaskHandle:
+        payload = as_json(payload, image)
         options = send_options(ttl, priority)
         await self._check(algorithm, payload)
         handle = await self._publish(task_id or new_task_id(), algorithm, payload, options)

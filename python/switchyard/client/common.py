@@ -3,11 +3,13 @@ values, and the schema check against discovery's catalog."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeAlias
 
 import httpx
 from pydantic import BaseModel
@@ -15,6 +17,9 @@ from pydantic import BaseModel
 from .catalog import Catalog
 
 log = logging.getLogger("switchyard.client")
+
+#: An image for `submit(image=...)`: a file's path, or the image's bytes.
+ImageSource: TypeAlias = "str | os.PathLike[str] | bytes"
 DISCOVERY_TIMEOUT = 2.0
 
 
@@ -34,10 +39,22 @@ def discovery_for(url: str, discovery: str | None) -> str | None:
     return discovery or os.environ.get("SWITCHYARD_DISCOVERY")
 
 
-def as_json(payload: Any) -> Any:
+def as_json(payload: Any, image: ImageSource | None = None) -> Any:
+    """The payload as a JSON value; with `image` (a file's path, or its bytes), that image as
+    the payload's ``image_base64``, the field the image algorithms read."""
     if isinstance(payload, BaseModel):
-        return payload.model_dump(mode="json", by_alias=True)
-    return payload
+        payload = payload.model_dump(mode="json", by_alias=True)
+    if image is None:
+        return payload
+    if not isinstance(payload, dict):
+        raise TypeError("a payload that goes with an image must be a JSON object (a dict)")
+    given = [field for field in ("image_base64", "image_url") if field in payload]
+    if given:
+        raise ValueError(f"the image is given as `image`: leave {given[0]!r} out of the payload")
+    data = image if isinstance(image, bytes) else Path(image).read_bytes()
+    if not data:
+        raise ValueError("the image is empty")
+    return {**payload, "image_base64": base64.b64encode(data).decode("ascii")}
 
 
 def refresh(catalog: Catalog, discovery: str, response: httpx.Response | None,

@@ -11,7 +11,8 @@ import httpx
 from .amqp import AmqpTransport
 from .api import ApiTransport
 from .catalog import Catalog
-from .common import DISCOVERY_TIMEOUT, SendOptions, as_json, discovery_for, is_amqp, refresh, send_options
+from .common import (DISCOVERY_TIMEOUT, ImageSource, SendOptions, as_json, discovery_for, is_amqp, refresh,
+                     send_options)
 from .errors import ResultTimeout
 from .ids import new_task_id
 from .outcome import Outcome
@@ -64,12 +65,14 @@ class Client:
 
     def submit(self, algorithm: str, payload: Any, *, wait: bool = False,
                timeout: float = DEFAULT_TIMEOUT, task_id: str | None = None,
-               ttl: float | None = None, priority: int = 0) -> TaskHandle:
+               ttl: float | None = None, priority: int = 0,
+               image: ImageSource | None = None) -> TaskHandle:
         """Publishes one task (confirmed by the broker, or accepted by the API) and returns its
         handle; with ``wait=True`` the handle holds the outcome already (a failure is raised
         by ``result()``, not here). With ``ttl`` (seconds), a task not answered in time is not
-        run and ``result()`` raises ``Expired``."""
-        payload = as_json(payload)
+        run and ``result()`` raises ``Expired``. With ``image`` (a file's path, or its bytes), the
+        image goes as the payload's ``image_base64``."""
+        payload = as_json(payload, image)
         options = send_options(ttl, priority)
         self._check(algorithm, payload)
         handle = self._publish(task_id or new_task_id(), algorithm, payload, options)
