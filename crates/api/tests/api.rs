@@ -206,7 +206,7 @@ async fn listings_docs_and_probes_answer() {
         .iter()
         .map(|algorithm| algorithm["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["echo", "nap", "refuse"]);
+    assert_eq!(names, ["echo", "image_echo", "nap", "refuse"]);
     assert_eq!(
         algorithms[0]["replicas"][0]["base_url"],
         stack.runner_url.as_str()
@@ -291,7 +291,10 @@ async fn payloads_are_checked_against_the_algorithm_schema() {
             .submit(json!({"algorithm": "nope", "payload": {}}), None)
             .await,
         400,
-        &["unknown algorithm 'nope'", "registered: echo, nap, refuse"],
+        &[
+            "unknown algorithm 'nope'",
+            "registered: echo, image_echo, nap, refuse",
+        ],
     );
     assert_refused(
         stack

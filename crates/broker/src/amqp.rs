@@ -338,7 +338,17 @@ impl AmqpBroker {
                 let properties = properties.clone();
                 async move {
                     let channel = session.channel(route)?;
-                    match publish::publish(channel, route, &message.body, properties).await? {
+                    let published = publish::publish(channel, route, &message.body, properties)
+                        .await
+                        .inspect_err(|refused| {
+                            // A channel that saw a quorum queue's leader die can go on nacking
+                            // every publish to it after a new leader is elected: the retry
+                            // gets a new connection and channels.
+                            if matches!(refused, BrokerError::NotConfirmed { .. }) {
+                                self.publishers.forget_current();
+                            }
+                        })?;
+                    match published {
                         Published::Confirmed => Ok(()),
                         Published::Returned(reason) => {
                             // Reconnecting declares the topology, and so the queue, again.

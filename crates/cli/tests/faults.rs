@@ -397,6 +397,20 @@ async fn a_cluster_losing_the_task_queue_leader_twice_loses_no_confirmed_task() 
     let cluster = RabbitCluster::start().await;
     let urls = cluster.urls();
     let worker = EchoWorker::start(&urls, &["--queue-type", "quorum"]).await;
+    // A cancel puts the cancellation stream beside the task queue, replicated like it: its
+    // failover must not hold tasks up either.
+    let cancel = switchyard(&[
+        "cancel",
+        "never-published",
+        "--amqp",
+        &urls,
+        "--queue",
+        QUEUE,
+        "--queue-type",
+        "quorum",
+    ])
+    .await;
+    assert!(cancel.status.success(), "{}", stderr(&cancel));
     let (ids, bodies) = echo_tasks("cluster", count);
     let started = Instant::now();
     let producer = tokio::spawn(publish_paced(

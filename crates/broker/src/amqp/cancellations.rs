@@ -1,7 +1,8 @@
 //! Cancellations on RabbitMQ: a stream every controller reads whole, on a connection of its own.
 //!
 //! A cancel is one persistent, confirmed message on the stream `<tasks>.cancelled`, its
-//! `message_id` the task id. The first time a broker handle is asked whether a task is cancelled,
+//! `message_id` the task id; the first cancel creates the stream, so a deployment that never
+//! cancels has none, and its controllers only look for it every [`ABSENT_POLL`]. The first time a broker handle is asked whether a task is cancelled,
 //! it starts following the stream: from its oldest message into a set of ids, then on as cancels
 //! arrive, and again from where it stopped after a lost connection. That first answer waits (at
 //! most [`CATCH_UP_PATIENCE`]) until the set holds every cancel recorded before the question: the
@@ -51,12 +52,16 @@ const READ_AHEAD: u16 = 1000;
 /// Pause before reading the stream again after it ended or failed.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
+/// How often a follower looks for a stream that does not exist yet: the first cancel ever
+/// recorded on a queue reaches running controllers within this.
+const ABSENT_POLL: Duration = Duration::from_secs(2);
+
 /// How long the first question waits for the follower to read the stream up to its start. A few
 /// round trips on a healthy broker; past this the stream is taken as unavailable, and later
 /// questions do not wait until the follower has caught up.
 pub(crate) const CATCH_UP_PATIENCE: Duration = Duration::from_secs(5);
 
-/// The cancellation stream's connection: declares the stream, appends to it with confirms.
+/// The cancellation stream's connection: appends to the stream with confirms, reads it.
 pub(crate) struct StreamSession {
     /// Reads open channels of their own on it.
     connection: Connection,
@@ -65,8 +70,7 @@ pub(crate) struct StreamSession {
 }
 
 impl Session for StreamSession {
-    async fn open(connection: Connection, topology: &Topology) -> Result<Self, BrokerError> {
-        topology.declare_cancellation_stream(&connection).await?;
+    async fn open(connection: Connection, _topology: &Topology) -> Result<Self, BrokerError> {
         let appends = confirming_channel(&connection).await?;
         Ok(StreamSession {
             connection,
@@ -120,16 +124,17 @@ pub(crate) async fn append(
     link.run(|session| {
         let (route, properties) = (&route, properties.clone());
         async move {
+            // Cancels are rare: declaring each time costs a round trip and keeps a deleted
+            // stream from swallowing them.
+            topology
+                .declare_cancellation_stream(&session.connection)
+                .await?;
             match publish(&session.appends, route, &message.body, properties).await? {
                 Published::Confirmed => Ok(()),
-                Published::Returned(reason) => {
-                    // Reconnecting declares the stream again.
-                    link.forget_current();
-                    Err(BrokerError::not_confirmed(format!(
-                        "{route} did not take the cancel ({reason}); it is declared again on \
-                         the next connection"
-                    )))
-                }
+                Published::Returned(reason) => Err(BrokerError::not_confirmed(format!(
+                    "{route} did not take the cancel ({reason}); it is declared again on the \
+                     next try"
+                ))),
             }
         }
     })
@@ -204,6 +209,33 @@ async fn follow(
 ) {
     let mut from = StreamOffset::First;
     loop {
+        let exists = link
+            .run(|session| {
+                let topology = &topology;
+                async move {
+                    topology
+                        .cancellation_stream_exists(&session.connection)
+                        .await
+                }
+            })
+            .await;
+        match exists {
+            Ok(false) => {
+                // Nobody has cancelled a task on this queue: the empty set is the whole truth.
+                caught_up.send_replace(true);
+                tokio::time::sleep(ABSENT_POLL).await;
+                continue;
+            }
+            Ok(true) => {}
+            Err(failure) => {
+                warn!(
+                    stream = %topology.queues.cancelled,
+                    "cannot look for cancellations: {failure:#}"
+                );
+                tokio::time::sleep(RETRY_PAUSE).await;
+                continue;
+            }
+        }
         let failure = read(&link, &topology, &mut from, &ids, &caught_up).await;
         warn!(
             stream = %topology.queues.cancelled,

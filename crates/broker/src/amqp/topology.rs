@@ -302,10 +302,10 @@ impl Topology {
             .map_err(error)
     }
 
-    /// Declares the cancellation stream alone, on the connection that reads and appends to it
-    /// (see `amqp::cancellations`). Never part of [`Topology::declare`]: a stream's replicas
-    /// have a home node, and while that node is down, declaring the stream fails; tasks, results
-    /// and retries must not wait for it.
+    /// Declares the cancellation stream alone, before a cancel is appended to it (see
+    /// `amqp::cancellations`). Never part of [`Topology::declare`]: a stream's replicas have a
+    /// home node, and while that node is down, declaring the stream fails; tasks, results and
+    /// retries must not wait for it.
     pub(crate) async fn declare_cancellation_stream(
         &self,
         connection: &Connection,
@@ -336,6 +336,39 @@ impl Topology {
             .close(200, "cancellation stream declared".into())
             .await
             .map_err(error)
+    }
+
+    /// Whether the cancellation stream exists, without declaring it: a controller follows it
+    /// only once somebody has cancelled a task, so a deployment that never cancels has none.
+    pub(crate) async fn cancellation_stream_exists(
+        &self,
+        connection: &Connection,
+    ) -> Result<bool, BrokerError> {
+        let error = |error| broker_error("looking for the cancellation stream", error);
+        let channel = connection.create_channel().await.map_err(error)?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        match declare_queue(
+            &channel,
+            &self.queues.cancelled,
+            passive,
+            FieldTable::default(),
+        )
+        .await
+        {
+            Ok(()) => {
+                channel
+                    .close(200, "cancellation stream found".into())
+                    .await
+                    .map_err(error)?;
+                Ok(true)
+            }
+            // The refusal closed the channel.
+            Err(refusal) if is_not_found(&refusal) => Ok(false),
+            Err(refusal) => Err(error(refusal)),
+        }
     }
 
     /// Says, at warning level, that a queue was adopted and what that costs; once per queue, as
@@ -457,6 +490,15 @@ fn is_inequivalent(error: &lapin::Error) -> bool {
         error.kind(),
         lapin::ErrorKind::ProtocolError(amqp)
             if amqp.kind() == &AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)
+    )
+}
+
+/// RabbitMQ's answer to a passive declaration of a queue that does not exist.
+fn is_not_found(error: &lapin::Error) -> bool {
+    matches!(
+        error.kind(),
+        lapin::ErrorKind::ProtocolError(amqp)
+            if amqp.kind() == &AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)
     )
 }
 
