@@ -18,7 +18,7 @@ import pytest
 import switchyard
 from switchyard import AsyncClient, Client, Expired, PayloadRefused, Rejected, ResultTimeout, SubmitFailed, Unavailable
 from switchyard.client.amqp import AmqpTransport
-from support import Controller, Discovery, Runner, Vhost, eventually
+from support import Controller, Discovery, Runner, Vhost, eventually, rabbitmqctl
 from sample import Box
 
 
@@ -215,3 +215,22 @@ def test_a_client_that_cannot_reconnect_says_so_after_its_timeout() -> None:
         transport.publish("t-1", "shout", {"text": "x"})
     assert 0.9 < time.monotonic() - started < 10
     transport.close()
+
+
+def test_a_nacked_publish_is_tried_on_new_connections_then_refused(
+        vhost: Vhost, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="switchyard.client")
+    with Client(vhost.url) as client:
+        # A full queue that refuses publishes: RabbitMQ nacks every one.
+        rabbitmqctl("set_policy", "-p", vhost.name, "full", "^tasks$",
+                    '{"max-length": 0, "overflow": "reject-publish"}', "--apply-to", "queues")
+        try:
+            with pytest.raises(SubmitFailed, match="did not confirm it, on 3 connections"):
+                client.submit("shout", {"text": "refused"})
+        finally:
+            rabbitmqctl("clear_policy", "-p", vhost.name, "full")
+        messages = [record.getMessage() for record in caplog.records]
+        assert sum(m.startswith("RabbitMQ nacked a publish") for m in messages) == 2, messages
+        # The client goes on, on its new connection.
+        client.submit("shout", {"text": "taken"})
+    assert queued(vhost, "tasks") == 1

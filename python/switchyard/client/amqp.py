@@ -41,6 +41,10 @@ DEADLINE_HEADER = "x-switchyard-deadline-ms"
 # short enough that a client that died does not leave it behind for good.
 REPLY_QUEUE_EXPIRES_MS = 10 * 60 * 1000
 
+# How many connections one publish is tried on while the broker nacks it: a nack that a new
+# connection cures (a quorum queue's new leader) goes on the second.
+_NACK_TRIES = 3
+
 # What says the connection, not the request, failed: worth opening it again. A channel the
 # broker closed for a reason of its own (a missing queue: 404) is not among them.
 _CONNECTION_LOST = (pika.exceptions.AMQPConnectionError, pika.exceptions.ConnectionWrongStateError,
@@ -72,10 +76,10 @@ class AmqpTransport:
                                     arguments={"x-expires": REPLY_QUEUE_EXPIRES_MS})
         self._channel.basic_consume(self.reply_to, self._on_result, auto_ack=True)
 
-    def _reconnect(self, lost: Exception) -> None:
+    def _reconnect(self, lost: Exception, why: str = "lost RabbitMQ") -> None:
         """Opens the connection again, with backoff, or raises ``SubmitFailed`` once
         ``reconnect_timeout`` has passed. Called with the lock held."""
-        log.warning("lost RabbitMQ (%r): reconnecting", lost)
+        log.warning("%s (%r): reconnecting", why, lost)
         deadline = time.monotonic() + self._reconnect_timeout
         delay = 0.1
         while True:
@@ -90,6 +94,13 @@ class AmqpTransport:
                                        f"{self._reconnect_timeout:g}s: {error!r}") from error
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, 2.0)
+
+    def _close_quietly(self) -> None:
+        """Closes a connection that is still open but no longer trusted."""
+        try:
+            self._connection.close()
+        except pika.exceptions.AMQPError:
+            pass
 
     def _declare(self, queue_type: str) -> None:
         """The task queue as the controller declares it, so a task published before any
@@ -133,6 +144,7 @@ class AmqpTransport:
         properties = pika.BasicProperties(message_id=task_id, reply_to=self.reply_to,
                                           correlation_id=task_id, delivery_mode=2, headers=headers,
                                           priority=options.priority or None)
+        nacks = 0
         with self._lock:
             while True:
                 try:
@@ -141,7 +153,14 @@ class AmqpTransport:
                 except pika.exceptions.UnroutableError as error:
                     raise SubmitFailed(f"task {task_id}: queue '{self.queue}' does not exist") from error
                 except pika.exceptions.NackError as error:
-                    raise SubmitFailed(f"task {task_id}: the broker did not confirm it") from error
+                    nacks += 1
+                    if nacks >= _NACK_TRIES:
+                        raise SubmitFailed(f"task {task_id}: the broker did not confirm it, "
+                                           f"on {nacks} connections") from error
+                    # A channel that saw a quorum queue's leader die can go on nacking publishes
+                    # to it after a new leader is elected; a new connection's channel is not.
+                    self._close_quietly()
+                    self._reconnect(error, "RabbitMQ nacked a publish")
                 except _CONNECTION_LOST as lost:
                     self._reconnect(lost)
                 except pika.exceptions.AMQPError as error:
