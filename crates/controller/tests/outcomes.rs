@@ -651,10 +651,12 @@ async fn a_retry_is_not_scheduled_past_the_deadline<H: Harness>() {
 async fn a_task_no_runner_hosts_expires_at_its_deadline_not_the_routing_one() {
     let backend = Backend::<MemoryHarness>::open().await;
     let registry = Registry::with(vec![]);
-    backend
-        .publish(with_deadline("orphan", "nobody", 300))
-        .await;
+    // The controller consumes first: the task must reach it before its deadline, or it
+    // expires unrouted ("passed before a runner took it") on a loaded machine.
     let running = backend.start(config(), &registry);
+    backend
+        .publish(with_deadline("orphan", "nobody", 1_500))
+        .await;
     let results = backend.results(1, WITHIN).await;
     running.stop().await.unwrap();
     assert_expired(
@@ -664,7 +666,7 @@ async fn a_task_no_runner_hosts_expires_at_its_deadline_not_the_routing_one() {
     );
     assert!(
         results[0].duration_ms < 5_000,
-        "expired at its 300 ms deadline, before the 5 s no-runner deadline: {:?}",
+        "expired at its 1.5 s deadline, before the 5 s no-runner deadline: {:?}",
         results[0]
     );
 }
