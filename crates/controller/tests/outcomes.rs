@@ -680,9 +680,10 @@ async fn a_call_gets_the_time_left_not_the_algorithms_timeout() {
     .await;
     let backend = Backend::<MemoryHarness>::open().await;
     let registry = Registry::with(vec![runner.entry("r1", &["slow"])]);
-    backend.publish(with_deadline("hurry", "slow", 500)).await;
-    let started = std::time::Instant::now();
+    // Consuming first, so the task reaches the runner well before its deadline.
     let running = backend.start(config(), &registry);
+    let started = std::time::Instant::now();
+    backend.publish(with_deadline("hurry", "slow", 1_500)).await;
     let results = backend.results(1, WITHIN).await;
     running.stop().await.unwrap();
     assert_expired(
