@@ -542,6 +542,52 @@ impl TaskApi {
 mod tests {
     use super::*;
 
+    /// Cancellations that RabbitMQ cannot take: its stream refused, its node gone.
+    struct Unrecordable;
+
+    #[async_trait::async_trait]
+    impl Cancellations for Unrecordable {
+        async fn cancel(&self, _task_id: &str) -> Result<(), switchyard_broker::BrokerError> {
+            Err(switchyard_broker::BrokerError::disconnected("no broker"))
+        }
+
+        async fn is_cancelled(
+            &self,
+            _task_id: &str,
+        ) -> Result<bool, switchyard_broker::BrokerError> {
+            Ok(false)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cancel_the_broker_cannot_record_is_a_503_and_changes_nothing() {
+        let data = tempfile::tempdir().unwrap();
+        let mut queues = Queues::of(Arc::new(switchyard_broker::memory::MemoryBroker::new()));
+        queues.cancellations = Arc::new(Unrecordable);
+        let store = TaskStore::open(&data.path().join("tasks.db")).unwrap();
+        let discovery = switchyard_discovery::DiscoveryClient::new("http://discovery:8500", None);
+        let api = TaskApi::new(queues, store.clone(), Catalog::new(discovery));
+        store
+            .insert(
+                "t1".into(),
+                "echo".into(),
+                serde_json::json!({}),
+                None,
+                None,
+                0,
+            )
+            .await
+            .unwrap();
+
+        let refused = api.cancel("t1".into()).await.unwrap_err();
+        assert!(matches!(refused, ApiError::Unavailable(_)), "{refused}");
+        assert!(refused.to_string().contains("try again"), "{refused}");
+        assert!(
+            !store.is_cancelled("t1".into()).await.unwrap(),
+            "the store was changed"
+        );
+    }
+
     #[test]
     fn debug_leaves_the_token_out() {
         let data = tempfile::tempdir().unwrap();

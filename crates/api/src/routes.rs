@@ -329,7 +329,7 @@ async fn submit(
         }
         BodyKind::Image => {
             let image = Bytes::from_request(body, &()).await.map_err(body_error)?;
-            request_of(upload::from_image(fields, &image, limit)?)?
+            request_of(upload::request(fields, &image, limit)?)?
         }
     };
     let deadline_ms = request.deadline_ms()?;

@@ -9,7 +9,6 @@
 //! the embedded queue and the runner protocol as JSON, so the upload saves the client the
 //! encoding and a quarter of the bytes it sends, not the worker.
 
-use axum::body::Bytes;
 use axum::extract::Multipart;
 use axum::extract::multipart::MultipartError;
 use axum::http::HeaderMap;
@@ -58,7 +57,7 @@ impl BodyKind {
 
 /// The request's fields beside an uploaded image: form fields, or query parameters of an image
 /// body. Each means what the JSON body's field of the same name means.
-#[derive(Debug, Default, Deserialize, IntoParams)]
+#[derive(Debug, Default, PartialEq, Eq, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct UploadFields {
@@ -77,16 +76,7 @@ pub(crate) struct UploadFields {
 impl UploadFields {
     /// True when no field is given, as a JSON body requires of the query.
     pub(crate) fn is_empty(&self) -> bool {
-        let UploadFields {
-            algorithm,
-            payload,
-            priority,
-            deadline,
-            ttl,
-        } = self;
-        [algorithm, payload, priority, deadline, ttl]
-            .iter()
-            .all(|field| field.is_none())
+        *self == UploadFields::default()
     }
 }
 
@@ -147,15 +137,6 @@ pub(crate) async fn from_form(mut form: Multipart, limit: usize) -> Result<Value
     request(fields, &image, limit)
 }
 
-/// The JSON request of an image body whose fields came in the query.
-pub(crate) fn from_image(
-    fields: UploadFields,
-    image: &Bytes,
-    limit: usize,
-) -> Result<Value, ApiError> {
-    request(fields, image, limit)
-}
-
 fn form_error(error: MultipartError) -> ApiError {
     match error.status() {
         axum::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(error.body_text()),
@@ -163,9 +144,10 @@ fn form_error(error: MultipartError) -> ApiError {
     }
 }
 
-/// The JSON request `fields` and `image` stand for. `limit` bounds the task as a JSON submit's
-/// body is bounded, so an upload cannot make a task larger than a JSON submit could.
-fn request(fields: UploadFields, image: &[u8], limit: usize) -> Result<Value, ApiError> {
+/// The JSON request `fields` and `image` stand for (an image body's, whose fields came in the
+/// query; a form's). `limit` bounds the task as a JSON submit's body is bounded, so an upload
+/// cannot make a task larger than a JSON submit could.
+pub(crate) fn request(fields: UploadFields, image: &[u8], limit: usize) -> Result<Value, ApiError> {
     let Some(algorithm) = fields.algorithm else {
         return Err(ApiError::BadRequest(
             "an upload names its algorithm: the 'algorithm' form field or query parameter".into(),

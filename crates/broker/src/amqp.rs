@@ -13,7 +13,7 @@
 //! - `<tasks>.delay.<ms>`: one durable delay queue per delay tier (see below);
 //! - `<tasks>.cancelled`: a stream of cancelled task ids (`x-max-age` of
 //!   [`CANCELLATION_RETENTION`](crate::CANCELLATION_RETENTION)), which every controller reads
-//!   whole, declared only by the connection that reads or appends to it (see [`Cancellations`]);
+//!   whole, declared by the first cancel and never with the rest (see [`Cancellations`]);
 //!   RabbitMQ 3.9 or later.
 //!
 //! Every durable queue but the stream gets the configured [`QueueType`] (`x-queue-type`).

@@ -21,29 +21,36 @@ async fn switchyard(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancel_says_per_task_whether_it_was_cancelled() {
+/// `switchyard up` hosting `algorithm`, once it serves: its arguments (which own its data
+/// directory), the process and the API's URL.
+async fn up_serving(algorithm: &str) -> (UpArgs, tokio::process::Child, String) {
     let up = UpArgs::new();
     let log = up.data.path().join("up.log");
-    let mut child = up.command(&["--algorithms", "echo"], &log).spawn().unwrap();
+    let mut child = up
+        .command(&["--algorithms", algorithm], &log)
+        .spawn()
+        .unwrap();
     let api = up.api_url();
-    wait_until_serving(&mut child, &api, &["echo"], &log).await;
+    wait_until_serving(&mut child, &api, &[algorithm], &log).await;
+    (up, child, api)
+}
 
-    let submitted = switchyard(&[
-        "submit",
-        "echo",
-        r#"{"text": "x"}"#,
-        "--server",
-        &api,
-        "--wait",
-    ])
-    .await;
+/// `switchyard submit ... --server API --wait`, which must succeed: the result it printed.
+async fn submitted(args: &[&str], api: &str) -> serde_json::Value {
+    let output = switchyard(&[args, &["--server", api, "--wait"]].concat()).await;
     assert!(
-        submitted.status.success(),
+        output.status.success(),
         "{}",
-        String::from_utf8_lossy(&submitted.stderr)
+        String::from_utf8_lossy(&output.stderr)
     );
-    let result: serde_json::Value = serde_json::from_slice(&submitted.stdout).unwrap();
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_says_per_task_whether_it_was_cancelled() {
+    let (_up, mut child, api) = up_serving("echo").await;
+
+    let result = submitted(&["submit", "echo", r#"{"text": "x"}"#], &api).await;
     let id = result["id"].as_str().unwrap();
 
     let cancel = switchyard(&["cancel", id, "never-submitted", "--server", &api]).await;
@@ -64,36 +71,20 @@ async fn cancel_says_per_task_whether_it_was_cancelled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_image_file_is_classified_from_submit_image_and_from_a_multipart_upload() {
-    let up = UpArgs::new();
-    let log = up.data.path().join("up.log");
-    let mut child = up
-        .command(&["--algorithms", "image_classifier"], &log)
-        .spawn()
-        .unwrap();
-    let api = up.api_url();
-    wait_until_serving(&mut child, &api, &["image_classifier"], &log).await;
+    let (_up, mut child, api) = up_serving("image_classifier").await;
     let coffee = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../algorithms/testdata/images/coffee.png"
     );
 
-    let submitted = switchyard(&[
+    let args = [
         "submit",
         "image_classifier",
         r#"{"top_k": 2}"#,
         "--image",
         coffee,
-        "--server",
-        &api,
-        "--wait",
-    ])
-    .await;
-    assert!(
-        submitted.status.success(),
-        "{}",
-        String::from_utf8_lossy(&submitted.stderr)
-    );
-    let result: serde_json::Value = serde_json::from_slice(&submitted.stdout).unwrap();
+    ];
+    let result = submitted(&args, &api).await;
     assert_eq!(result["result"]["label"], "espresso", "{result}");
     assert_eq!(result["result"]["top"].as_array().unwrap().len(), 2);
 

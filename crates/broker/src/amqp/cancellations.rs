@@ -16,9 +16,9 @@
 //! in each controller's memory, some 100 bytes each.
 //!
 //! **Cancellations never hold tasks up.** The stream lives on its own connection
-//! (`switchyard-cancellations`), declared there and nowhere else: a stream's replicas have a home
-//! node, and while a restarted or failed-over node brings the stream back, declaring or reading it
-//! fails for seconds to minutes. Tasks, results and retries go on meanwhile on their own
+//! (`switchyard-cancellations`), declared there by a cancel, never with the task topology: a
+//! stream's replicas have a home node, and while a restarted or failed-over node brings the
+//! stream back, declaring or reading it fails for seconds to minutes. Tasks, results and retries go on meanwhile on their own
 //! connections; a handle that has not read the stream yet answers with an error at once after its
 //! first wait, and the controller runs the task (running once too often is what at-least-once
 //! already allows). A cancel recorded during such an outage is seen once the follower reads again.

@@ -283,17 +283,14 @@ impl Topology {
             )
             .await
             .map_err(|refusal| {
-                if is_inequivalent(&refusal) {
-                    BrokerError::fatal(format!(
+                fatal_if_inequivalent(refusal, error, || {
+                    format!(
                         "delay queue '{queue}' exists with other properties than Switchyard \
                          declares; it holds only retries waiting for their delay: delete it \
                          (rabbitmqctl delete_queue {queue}) or use the --queue-type it was \
                          declared with"
-                    ))
-                    .caused_by(refusal)
-                } else {
-                    error(refusal)
-                }
+                    )
+                })
             })?;
         }
         channel
@@ -320,17 +317,14 @@ impl Topology {
         )
         .await
         .map_err(|refusal| {
-            if is_inequivalent(&refusal) {
-                BrokerError::fatal(format!(
+            fatal_if_inequivalent(refusal, error, || {
+                format!(
                     "cancellation stream '{0}' exists with other properties than Switchyard \
                      declares; it holds only cancelled task ids: delete it (rabbitmqctl \
-                     delete_queue {0}) and every component declares it again",
+                     delete_queue {0}) and the next cancel declares it again",
                     self.queues.cancelled
-                ))
-                .caused_by(refusal)
-            } else {
-                error(refusal)
-            }
+                )
+            })
         })?;
         channel
             .close(200, "cancellation stream declared".into())
@@ -482,6 +476,20 @@ async fn declare_queue(
         .queue_declare(name.into(), options, arguments)
         .await
         .map(drop)
+}
+
+/// A refused declaration as the error to report: fatal, saying what to do, when the queue exists
+/// with other properties (retrying cannot help); as `error` makes it otherwise.
+fn fatal_if_inequivalent(
+    refusal: lapin::Error,
+    error: impl FnOnce(lapin::Error) -> BrokerError,
+    what_to_do: impl FnOnce() -> String,
+) -> BrokerError {
+    if is_inequivalent(&refusal) {
+        BrokerError::fatal(what_to_do()).caused_by(refusal)
+    } else {
+        error(refusal)
+    }
 }
 
 /// RabbitMQ's answer to declaring an existing queue with other properties.
