@@ -20,6 +20,12 @@ start)
   : > "$dir/rabbitmq-env.conf"
   # The server drops to the rabbitmq user when started as root: it must own its directory.
   if [ "$(id -u)" -eq 0 ] && id rabbitmq >/dev/null 2>&1; then chown -R rabbitmq:rabbitmq "$dir"; fi
+  # A node killed a moment ago may still be registered with epmd under this name, and a node
+  # cannot start under a name epmd holds: wait until it lets go.
+  for _ in $(seq 1 300); do
+    epmd -names 2>/dev/null | grep -q "^name $name at" || break
+    sleep 0.1
+  done
   # The machine's rabbitmq-env.conf names the shared node: this one reads an empty one instead.
   RABBITMQ_CONF_ENV_FILE="$dir/rabbitmq-env.conf" RABBITMQ_NODENAME="$node" \
     RABBITMQ_CONFIG_FILE="$dir/rabbitmq" RABBITMQ_MNESIA_BASE="$dir/mnesia" \
@@ -30,7 +36,8 @@ start)
     if rabbitmqctl -n "$node" -q await_startup --timeout 60 >/dev/null 2>&1; then exit 0; fi
     sleep 0.5
   done
-  echo "rabbitmq-node: $node did not start; its log is under $dir/log" >&2
+  echo "rabbitmq-node: $node did not start; the end of its log ($dir/log):" >&2
+  tail -n 40 "$dir"/log/*.log >&2 2>/dev/null || echo "(no log written)" >&2
   exit 1
   ;;
 kill)
