@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 /// The keys scripts and docs rely on; each a positive, finite number.
-const NUMBERS: [&str; 17] = [
+const NUMBERS: [&str; 19] = [
     "broker_ceiling_tps",
     "dispatch_tps",
     "dispatch_ratio",
@@ -26,6 +26,8 @@ const NUMBERS: [&str; 17] = [
     "runner_direct_ips",
     "runner_direct_to_peer_ratio",
     "worker_to_peer_ratio",
+    "peer_cpu_ms_per_image",
+    "runner_direct_cpu_ms_per_image",
 ];
 
 /// The input sizes each `*_by_size` figure has a number for.
@@ -91,6 +93,19 @@ fn quick_bench_reports_every_figure() {
         &figures["decode_resize_ips_by_size"],
         "4032x3024_jpeg_decoded_whole",
     );
+    // CPU is counted in 10 ms ticks: a quick run's few images take the runner (inference) past
+    // one, not necessarily the others. RabbitMQ runs on this machine (scripts/ensure-rabbitmq.sh).
+    for size in SIZES {
+        let cpu = &figures["worker_cpu_ms_per_image_by_size"][size];
+        positive(cpu, "runner");
+        for process in ["controller", "rabbitmq", "producer"] {
+            let value = cpu[process].as_f64();
+            assert!(
+                value.is_some_and(|ms| ms.is_finite() && ms >= 0.0),
+                "CPU of the {process} for {size}: {value:?} in {cpu}"
+            );
+        }
+    }
     let engine = figures["engine"].as_str().expect("engine is a string");
     assert!(
         ["tract", "onnxruntime"].contains(&engine),

@@ -22,6 +22,14 @@ struct Child {
     log: PathBuf,
 }
 
+impl Child {
+    fn pid(&self) -> anyhow::Result<u32> {
+        self.process
+            .id()
+            .with_context(|| format!("the {} has exited", self.name))
+    }
+}
+
 pub(super) struct Children {
     discovery_url: String,
     queue: String,
@@ -140,15 +148,14 @@ impl Children {
             .context("no runner is registered")
     }
 
+    /// The runner's and the controller's process ids.
+    pub(super) fn pids(&self) -> anyhow::Result<(u32, u32)> {
+        Ok((self.runner.pid()?, self.controller.pid()?))
+    }
+
     /// Peak resident memory of the controller and of the runner, in MiB.
     pub(super) fn peak_rss_mb(&self) -> anyhow::Result<(f64, f64)> {
-        let peak = |child: &Child| {
-            let pid = child
-                .process
-                .id()
-                .with_context(|| format!("the {} has exited", child.name))?;
-            super::rss::peak_rss_mb(pid)
-        };
+        let peak = |child: &Child| super::rss::peak_rss_mb(child.pid()?);
         Ok((peak(&self.controller)?, peak(&self.runner)?))
     }
 

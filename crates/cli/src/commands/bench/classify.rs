@@ -21,6 +21,8 @@ use switchyard_algorithms::samples::{SAMPLE_IMAGES, phone_photo, screenshot};
 use switchyard_broker::Message;
 use switchyard_wire::{Task, new_task_id};
 
+use super::cpu::Watched;
+use super::peer::{Direct, DirectFigures, DirectRound, Side};
 use super::roundtrip::Producer;
 use super::turns::{in_turns, overall_rate};
 
@@ -36,8 +38,11 @@ pub(super) struct ClassifyFigures {
     pub algorithm_ips: f64,
     /// Through the whole worker, on the samples.
     pub worker_ips: f64,
-    /// The same three figures for each input size, the samples first.
+    /// The same figures for each input size, the samples first.
     pub by_size: Vec<SizeFigures>,
+    /// Through the whole worker on the embedded queue, as `switchyard up` runs it (the queue and
+    /// the controller in one process), on the samples.
+    pub embedded: WorkerFigures,
     /// Decode + resize of the phone photo decoded whole, as before reduced-scale decoding: what
     /// the reduced scale saves, measured in the same run.
     pub phone_photo_whole_decode_ips: f64,
@@ -61,8 +66,28 @@ pub(super) struct SizeFigures {
     pub decode_resize_ips: f64,
     /// The classifier called in this process.
     pub algorithm_ips: f64,
-    /// Through the whole worker.
+    /// Through the whole worker on RabbitMQ.
     pub worker_ips: f64,
+    /// CPU milliseconds per image through the whole worker on RabbitMQ, of each process.
+    pub worker_cpu_ms: CpuPerImage,
+}
+
+/// Images through one whole worker.
+#[derive(Debug, Clone)]
+pub(super) struct WorkerFigures {
+    pub ips: f64,
+    pub cpu_ms: CpuPerImage,
+}
+
+/// CPU milliseconds per image, by process: `runner`, `controller`, `rabbitmq` (when it runs on
+/// this machine), `producer` (this bench's process, which holds the embedded queue and its
+/// controller as `up` does).
+pub(super) type CpuPerImage = Vec<(&'static str, f64)>;
+
+/// A way through the whole worker: where tasks are published, and the processes they cost.
+pub(super) struct Route<'a> {
+    pub producer: &'a Producer,
+    pub watched: Watched,
 }
 
 /// The built-in classifier on the engine `auto` picks, as the runner loads it.
@@ -120,16 +145,21 @@ async fn inputs(per_round: usize, cores: usize) -> anyhow::Result<Arc<[Inputs; 3
 }
 
 /// What `measure` measures; sizes index the inputs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     ModelAlone,
     DecodeResize(usize),
     WholeDecodeResize,
     InProcess(usize),
+    /// Through the worker on RabbitMQ.
     Worker(usize),
+    /// Through the worker on the embedded queue, the samples.
+    EmbeddedWorker,
+    /// The peer or the runner called directly, on the samples.
+    Direct(Side),
 }
 
-const STAGES: [Stage; 11] = [
+const STAGES: [Stage; 14] = [
     Stage::ModelAlone,
     Stage::DecodeResize(0),
     Stage::DecodeResize(1),
@@ -141,16 +171,42 @@ const STAGES: [Stage; 11] = [
     Stage::Worker(0),
     Stage::Worker(1),
     Stage::Worker(2),
+    Stage::EmbeddedWorker,
+    Stage::Direct(Side::Peer),
+    Stage::Direct(Side::Runner),
 ];
 
+/// What one turn of a stage measured.
+enum Turn {
+    /// Images/s.
+    Rate(f64),
+    /// Images/s through the worker, the CPU seconds each watched process used meanwhile, and
+    /// their names.
+    Worker(f64, Vec<f64>, Vec<&'static str>),
+    /// A round of direct calls; none when the peer is left out.
+    Direct(Option<DirectRound>),
+}
+
+impl Turn {
+    fn rate(&self) -> f64 {
+        match self {
+            Turn::Rate(rate) | Turn::Worker(rate, ..) => *rate,
+            Turn::Direct(round) => round.as_ref().map_or(f64::NAN, DirectRound::rate),
+        }
+    }
+}
+
 /// Every stage over `per_round` images (a quarter for large inputs) in each of `rounds` rounds,
-/// taking turns.
+/// taking turns: the model alone, decode + resize, the classifier in process, the whole worker
+/// on RabbitMQ (`rabbitmq`, every input size) and on the embedded queue (`embedded`, the
+/// samples), and the peer and the runner called `direct`ly unless the peer is left out.
 pub(super) async fn measure(
     model: &Arc<Model>,
     cores: usize,
     (rounds, per_round): (usize, usize),
-    worker: &Producer,
-) -> anyhow::Result<ClassifyFigures> {
+    [rabbitmq, embedded]: [&Route<'_>; 2],
+    direct: Option<&Direct>,
+) -> anyhow::Result<(ClassifyFigures, Option<DirectFigures>)> {
     let model_inputs = SAMPLE_IMAGES
         .iter()
         .map(|(name, bytes)| {
@@ -166,7 +222,8 @@ pub(super) async fn measure(
     let model_inputs = Arc::new(model_inputs);
     let inputs = inputs(per_round, cores).await?;
     for size in inputs.iter() {
-        worker
+        rabbitmq
+            .producer
             .burst(
                 image_tasks(&size.images, size.images.len()),
                 &format!("classifier warm-up, {}", size.key),
@@ -174,10 +231,10 @@ pub(super) async fn measure(
             .await?;
     }
 
-    let rates = in_turns(rounds, STAGES, |stage, round| {
+    let turns = in_turns(rounds, STAGES, |stage, round| {
         let (model, model_inputs, inputs) = (model.clone(), model_inputs.clone(), inputs.clone());
         async move {
-            match stage {
+            let rate = match stage {
                 Stage::ModelAlone => {
                     let label = format!("model alone, round {round}");
                     let warm_up = model_inputs.len();
@@ -207,61 +264,131 @@ pub(super) async fn measure(
                         per_round,
                     } = &inputs[size];
                     let label = format!("images through the worker, {key}, round {round}");
-                    worker
-                        .throughput(image_tasks(images, *per_round), &label)
-                        .await
+                    return through(rabbitmq, image_tasks(images, *per_round), &label).await;
                 }
-            }
+                Stage::EmbeddedWorker => {
+                    let Inputs { key, images, .. } = &inputs[0];
+                    let label = format!(
+                        "images through the worker on the embedded queue, {key}, round {round}"
+                    );
+                    return through(embedded, image_tasks(images, per_round), &label).await;
+                }
+                Stage::Direct(side) => {
+                    return Ok(Turn::Direct(match direct {
+                        Some(direct) => Some(direct.round(side, per_round, &round).await?),
+                        None => None,
+                    }));
+                }
+            };
+            Ok(Turn::Rate(rate?))
         }
     })
     .await?;
-    let [
-        model_alone,
-        decode_resize,
-        whole_decode,
-        in_process,
-        through_worker,
-    ] = [
-        &rates[0..1],
-        &rates[1..4],
-        &rates[4..5],
-        &rates[5..8],
-        &rates[8..11],
-    ]
-    .map(|stages| {
-        stages
-            .iter()
-            .map(|rates| overall_rate(rates))
-            .collect::<Vec<f64>>()
-    });
+    let stage = |stage: Stage| {
+        let index = STAGES.iter().position(|s| *s == stage);
+        &turns[index.expect("every stage is in STAGES")]
+    };
+    let rate = |of: Stage| overall_rate(&stage(of).iter().map(Turn::rate).collect::<Vec<_>>());
     let by_size: Vec<SizeFigures> = inputs
         .iter()
         .enumerate()
-        .map(|(size, inputs)| SizeFigures {
-            key: inputs.key,
-            mean_bytes: inputs.images.iter().map(Vec::len).sum::<usize>() / inputs.images.len(),
-            decode_resize_ips: decode_resize[size],
-            algorithm_ips: in_process[size],
-            worker_ips: through_worker[size],
+        .map(|(size, inputs)| {
+            let worker_cpu_ms =
+                cpu_per_image(stage(Stage::Worker(size)), rounds * inputs.per_round);
+            SizeFigures {
+                key: inputs.key,
+                mean_bytes: inputs.images.iter().map(Vec::len).sum::<usize>() / inputs.images.len(),
+                decode_resize_ips: rate(Stage::DecodeResize(size)),
+                algorithm_ips: rate(Stage::InProcess(size)),
+                worker_ips: rate(Stage::Worker(size)),
+                worker_cpu_ms,
+            }
         })
         .collect();
     for size in &by_size {
         eprintln!(
             "  classification of {}, images/s: decode + resize alone {:.1}, classifier in \
-             process {:.1}, through the worker {:.1}",
-            size.key, size.decode_resize_ips, size.algorithm_ips, size.worker_ips
+             process {:.1}, through the worker {:.1} (CPU ms per image: {})",
+            size.key,
+            size.decode_resize_ips,
+            size.algorithm_ips,
+            size.worker_ips,
+            cpu_text(&size.worker_cpu_ms)
         );
     }
-    eprintln!("  model alone {:.1} images/s", model_alone[0]);
+    let embedded = WorkerFigures {
+        ips: rate(Stage::EmbeddedWorker),
+        cpu_ms: cpu_per_image(stage(Stage::EmbeddedWorker), rounds * per_round),
+    };
+    eprintln!(
+        "  classification of {} on the embedded queue: {:.1} images/s (CPU ms per image: {})",
+        inputs[0].key,
+        embedded.ips,
+        cpu_text(&embedded.cpu_ms)
+    );
+    let model_alone_ips = rate(Stage::ModelAlone);
+    eprintln!("  model alone {model_alone_ips:.1} images/s");
+    let direct_rounds = |side: Side| {
+        stage(Stage::Direct(side))
+            .iter()
+            .filter_map(|turn| match turn {
+                Turn::Direct(round) => round.clone(),
+                _ => unreachable!("a direct stage's turns are Turn::Direct"),
+            })
+            .collect::<Vec<DirectRound>>()
+    };
+    let direct = direct.map(|_| {
+        DirectFigures::of(
+            direct_rounds(Side::Peer),
+            direct_rounds(Side::Runner),
+            rounds * per_round,
+        )
+    });
     let samples = &by_size[0];
-    Ok(ClassifyFigures {
-        model_alone_ips: model_alone[0],
+    let figures = ClassifyFigures {
+        model_alone_ips,
         decode_resize_ips: samples.decode_resize_ips,
         algorithm_ips: samples.algorithm_ips,
         worker_ips: samples.worker_ips,
-        phone_photo_whole_decode_ips: whole_decode[0],
+        phone_photo_whole_decode_ips: rate(Stage::WholeDecodeResize),
         by_size,
-    })
+        embedded,
+    };
+    Ok((figures, direct))
+}
+
+/// Publishes `tasks` on `route` and waits for their results: images/s, and the CPU seconds of
+/// the route's processes meanwhile.
+async fn through(route: &Route<'_>, tasks: Vec<Message>, label: &str) -> anyhow::Result<Turn> {
+    let throughput = route.producer.throughput(tasks, label);
+    let (rate, cpu) = route.watched.during(throughput).await?;
+    Ok(Turn::Worker(rate, cpu, route.watched.names()))
+}
+
+/// CPU milliseconds per image of each process over a worker stage's turns, `images` in all.
+fn cpu_per_image(turns: &[Turn], images: usize) -> CpuPerImage {
+    let mut totals: CpuPerImage = Vec::new();
+    for turn in turns {
+        let Turn::Worker(_, seconds, names) = turn else {
+            unreachable!("a worker stage's turns are Turn::Worker")
+        };
+        if totals.is_empty() {
+            totals = names.iter().map(|name| (*name, 0.0)).collect();
+        }
+        for ((_, total), seconds) in totals.iter_mut().zip(seconds) {
+            *total += seconds * 1000.0 / images as f64;
+        }
+    }
+    totals
+}
+
+/// `runner 38.1, controller 1.6, ...`
+fn cpu_text(cpu: &CpuPerImage) -> String {
+    let parts: Vec<String> = cpu
+        .iter()
+        .map(|(name, ms)| format!("{name} {ms:.1}"))
+        .collect();
+    parts.join(", ")
 }
 
 /// Decode + resize of one input size: as the classifier decodes (`reduced`: at the scale its

@@ -12,6 +12,7 @@
 mod ceiling;
 mod children;
 mod classify;
+mod cpu;
 mod peer;
 mod report;
 mod roundtrip;
@@ -257,42 +258,83 @@ async fn measure(
         let stop = stop.clone();
         async move { controller.run(stop).await }
     });
-    let embedded_figures = compare(
-        "embedded queue",
-        sizes,
-        (&embedded_ceiling_producer, embedded_ceiling, prefetch),
-        &embedded_worker_producer,
-    )
+    // The embedded controller keeps running: the classifier is measured through it too.
+    let measured = async {
+        let embedded_figures = compare(
+            "embedded queue",
+            sizes,
+            (&embedded_ceiling_producer, embedded_ceiling, prefetch),
+            &embedded_worker_producer,
+        )
+        .await?;
+        let classification = classify_and_compare(
+            args,
+            sizes,
+            (cores, scratch, model),
+            children,
+            [&worker_producer, &embedded_worker_producer],
+        )
+        .await?;
+        anyhow::Ok((embedded_figures, classification))
+    }
     .await;
     stop.cancel();
     in_process
         .await
         .context("the embedded controller crashed")?
         .context("the embedded controller failed")?;
-    let embedded_figures = embedded_figures?;
+    let (embedded_figures, (classification, direct)) = measured?;
+    Ok((amqp_figures, embedded_figures, classification, direct))
+}
 
-    let classification = classify::measure(
+/// The classifier's figures, through the worker on RabbitMQ and on the embedded queue (whose
+/// controller runs in this process), and the peer's beside them unless it is left out.
+async fn classify_and_compare(
+    args: &Args,
+    sizes: &Sizes,
+    (cores, scratch, model): (usize, &Path, &Arc<switchyard_algorithms::classifier::Model>),
+    children: &Children,
+    [rabbitmq, embedded]: [&Producer; 2],
+) -> anyhow::Result<(ClassifyFigures, Option<DirectFigures>)> {
+    let (runner_pid, controller_pid) = children.pids()?;
+    let alone = |name, pid| cpu::Process {
+        name,
+        pid,
+        with_descendants: false,
+    };
+    let runner = alone("runner", runner_pid);
+    let mut processes = vec![runner, alone("controller", controller_pid)];
+    processes.extend(cpu::local_rabbitmq().map(|pid| alone("rabbitmq", pid)));
+    let this_process = std::process::id();
+    processes.push(alone("producer", this_process));
+    let routes = [
+        classify::Route {
+            producer: rabbitmq,
+            watched: cpu::Watched::new(processes),
+        },
+        classify::Route {
+            producer: embedded,
+            watched: cpu::Watched::new(vec![
+                runner,
+                alone("producer, embedded queue and controller", this_process),
+            ]),
+        },
+    ];
+    let direct = match args.no_peer {
+        true => None,
+        false => {
+            let runner_url = format!("{}/run/image_classifier", children.runner_url().await?);
+            Some(peer::Direct::start(&args.peer, scratch, cores, (runner_url, runner_pid)).await?)
+        }
+    };
+    classify::measure(
         model,
         cores,
         (sizes.rounds, sizes.per_round(sizes.images)),
-        &worker_producer,
+        [&routes[0], &routes[1]],
+        direct.as_ref(),
     )
-    .await?;
-    let direct = if args.no_peer {
-        None
-    } else {
-        let runner_url = format!("{}/run/image_classifier", children.runner_url().await?);
-        let measured = peer::measure(
-            &args.peer,
-            scratch,
-            cores,
-            &runner_url,
-            (sizes.rounds, sizes.per_round(sizes.images)),
-        )
-        .await?;
-        Some(measured)
-    };
-    Ok((amqp_figures, embedded_figures, classification, direct))
+    .await
 }
 
 /// Throughput of the ceiling and of the worker, then the latency of both at half the worker's

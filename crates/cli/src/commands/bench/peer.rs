@@ -2,7 +2,8 @@
 //! uvicorn + onnxruntime + Pillow service of `bench/peers/classifier_peer.py`, in the virtual
 //! environment `bench/peers/setup.sh` makes, serving the same model file. Both it and
 //! Switchyard's runner are called directly over HTTP by the same load: the same images, base64
-//! in JSON, as many calls in flight for each.
+//! in JSON, as many calls in flight for each. Their rounds take turns with the classifier's
+//! other stages (`classify`), so the peer and the whole worker meet the same machine.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,8 +18,9 @@ use switchyard_algorithms::classifier::{DEFAULT_LABELS, DEFAULT_MODEL};
 use switchyard_algorithms::samples::SAMPLE_IMAGES;
 
 use super::children::free_local_address;
+use super::cpu::{Process, Watched};
 use super::roundtrip::Percentiles;
-use super::turns::{in_turns, overall_rate};
+use super::turns::overall_rate;
 
 /// The peer and Switchyard's runner, each called directly over HTTP with the samples.
 #[derive(Debug, Clone, Copy)]
@@ -31,63 +33,166 @@ pub(super) struct DirectFigures {
     pub runner_direct_ips: f64,
     /// The runner's latency per call, every round pooled.
     pub runner_latency: Percentiles,
+    /// CPU milliseconds per image of the peer's processes, all its workers together.
+    pub peer_cpu_ms: f64,
+    /// CPU milliseconds per image of the runner's process.
+    pub runner_cpu_ms: f64,
 }
 
 /// Calls in flight per core: enough that each of the peer's workers and each of the runner's
 /// slots always has the next image waiting.
 const IN_FLIGHT_PER_CORE: usize = 2;
 
-/// Starts the peer of `dir`, then measures it and the runner at `runner_url` in turns, over
-/// `per_round` images in each of `rounds` rounds.
-pub(super) async fn measure(
-    dir: &Path,
-    scratch: &Path,
-    cores: usize,
-    runner_url: &str,
-    (rounds, per_round): (usize, usize),
-) -> anyhow::Result<DirectFigures> {
-    let bodies: Vec<Bytes> = SAMPLE_IMAGES
-        .iter()
-        .map(|(_, bytes)| {
-            let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
-            Bytes::from(json!({ "image_base64": encoded }).to_string())
-        })
-        .collect();
-    let peer = Peer::start(dir, scratch, cores, bodies[0].clone()).await?;
-    let client = reqwest::Client::new();
-    let in_flight = cores * IN_FLIGHT_PER_CORE;
-    let sides = [
-        ("the peer", peer.url.as_str()),
-        ("Switchyard's runner", runner_url),
-    ];
-    for (_, url) in sides {
-        http_load(&client, url, &bodies, bodies.len() * 2, in_flight).await?;
-    }
-    let [peer_rounds, runner_rounds] = in_turns(rounds, sides, |(side, url), round| {
-        let (client, bodies) = (&client, &bodies);
-        async move {
-            let (rate, latencies) = http_load(client, url, bodies, per_round, in_flight).await?;
-            eprintln!("  {side} called directly, round {round}: {rate:.1} images/s");
-            Ok((rate, latencies))
+/// Which of the two is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Side {
+    Peer,
+    Runner,
+}
+
+/// One round of calls to one side.
+#[derive(Debug, Clone)]
+pub(super) struct DirectRound {
+    rate: f64,
+    latencies: Vec<Duration>,
+    /// CPU seconds the side's processes used meanwhile.
+    cpu_seconds: f64,
+}
+
+/// The peer, started, and Switchyard's runner, both ready to be called directly.
+pub(super) struct Direct {
+    peer: Peer,
+    runner_url: String,
+    /// The peer's processes (its workers are its children), then the runner's.
+    watched: [Watched; 2],
+    client: reqwest::Client,
+    /// The samples, base64 in JSON, as both take them.
+    bodies: Vec<Bytes>,
+    in_flight: usize,
+}
+
+impl Direct {
+    /// Starts the peer of `dir`, with as many workers as `cores`, beside the runner at
+    /// `runner_url` (process `runner_pid`), and warms both up.
+    pub(super) async fn start(
+        dir: &Path,
+        scratch: &Path,
+        cores: usize,
+        (runner_url, runner_pid): (String, u32),
+    ) -> anyhow::Result<Direct> {
+        let bodies: Vec<Bytes> = SAMPLE_IMAGES
+            .iter()
+            .map(|(_, bytes)| {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+                Bytes::from(json!({ "image_base64": encoded }).to_string())
+            })
+            .collect();
+        let peer = Peer::start(dir, scratch, cores, bodies[0].clone()).await?;
+        let peer_pid = peer.process.id().context("the peer has exited")?;
+        let watched = [("peer", peer_pid, true), ("runner", runner_pid, false)].map(
+            |(name, pid, with_descendants)| {
+                Watched::new(vec![Process {
+                    name,
+                    pid,
+                    with_descendants,
+                }])
+            },
+        );
+        let direct = Direct {
+            peer,
+            runner_url,
+            watched,
+            client: reqwest::Client::new(),
+            in_flight: cores * IN_FLIGHT_PER_CORE,
+            bodies,
+        };
+        for side in [Side::Peer, Side::Runner] {
+            let warm_up = direct.bodies.len() * 2;
+            http_load(
+                &direct.client,
+                direct.url(side),
+                &direct.bodies,
+                warm_up,
+                direct.in_flight,
+            )
+            .await?;
         }
-    })
-    .await?;
-    let summary = |rounds: Vec<(f64, Vec<Duration>)>| {
-        let (rates, latencies): (Vec<f64>, Vec<Vec<Duration>>) = rounds.into_iter().unzip();
-        (overall_rate(&rates), Percentiles::of(latencies.concat()))
-    };
-    let ((peer_ips, peer_latency), (runner_direct_ips, runner_latency)) =
-        (summary(peer_rounds), summary(runner_rounds));
-    eprintln!(
-        "  called directly, images/s: the peer {peer_ips:.1} ({peer_latency}), Switchyard's \
-         runner {runner_direct_ips:.1} ({runner_latency})"
-    );
-    Ok(DirectFigures {
-        peer_ips,
-        peer_latency,
-        runner_direct_ips,
-        runner_latency,
-    })
+        Ok(direct)
+    }
+
+    fn url(&self, side: Side) -> &str {
+        match side {
+            Side::Peer => &self.peer.url,
+            Side::Runner => &self.runner_url,
+        }
+    }
+
+    /// `count` calls to `side`, the samples in turn.
+    pub(super) async fn round(
+        &self,
+        side: Side,
+        count: usize,
+        round: &str,
+    ) -> anyhow::Result<DirectRound> {
+        let watched = &self.watched[side as usize];
+        let load = http_load(
+            &self.client,
+            self.url(side),
+            &self.bodies,
+            count,
+            self.in_flight,
+        );
+        let ((rate, latencies), cpu) = watched.during(load).await?;
+        let name = match side {
+            Side::Peer => "the peer",
+            Side::Runner => "Switchyard's runner",
+        };
+        eprintln!("  {name} called directly, round {round}: {rate:.1} images/s");
+        Ok(DirectRound {
+            rate,
+            latencies,
+            cpu_seconds: cpu[0],
+        })
+    }
+}
+
+impl DirectRound {
+    pub(super) fn rate(&self) -> f64 {
+        self.rate
+    }
+}
+
+impl DirectFigures {
+    /// The figures of the peer's rounds and the runner's, `images` calls in all to each.
+    pub(super) fn of(peer: Vec<DirectRound>, runner: Vec<DirectRound>, images: usize) -> Self {
+        let summary = |rounds: Vec<DirectRound>| {
+            let rates: Vec<f64> = rounds.iter().map(|round| round.rate).collect();
+            let cpu_seconds: f64 = rounds.iter().map(|round| round.cpu_seconds).sum();
+            let latencies = rounds.into_iter().flat_map(|round| round.latencies);
+            (
+                overall_rate(&rates),
+                Percentiles::of(latencies.collect()),
+                cpu_seconds * 1000.0 / images as f64,
+            )
+        };
+        let (
+            (peer_ips, peer_latency, peer_cpu_ms),
+            (runner_direct_ips, runner_latency, runner_cpu_ms),
+        ) = (summary(peer), summary(runner));
+        eprintln!(
+            "  called directly, images/s: the peer {peer_ips:.1} ({peer_latency}, CPU \
+             {peer_cpu_ms:.1} ms per image), Switchyard's runner {runner_direct_ips:.1} \
+             ({runner_latency}, CPU {runner_cpu_ms:.1} ms per image)"
+        );
+        DirectFigures {
+            peer_ips,
+            peer_latency,
+            runner_direct_ips,
+            runner_latency,
+            peer_cpu_ms,
+            runner_cpu_ms,
+        }
+    }
 }
 
 /// Loading onnxruntime, numpy and Pillow in every worker takes seconds.

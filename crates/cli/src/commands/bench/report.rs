@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::classify::{ClassifyFigures, SizeFigures};
+use super::classify::{ClassifyFigures, CpuPerImage, SizeFigures};
 use super::peer::DirectFigures;
 use super::roundtrip::Percentiles;
 
@@ -79,6 +79,9 @@ impl Figures {
             "decode_resize_ips_by_size": decode_resize_by_size,
             "algorithm_ips_by_size": by_size(classify, |size| size.algorithm_ips),
             "worker_ips_by_size": by_size(classify, |size| size.worker_ips),
+            "worker_cpu_ms_per_image_by_size": worker_cpu_by_size(classify),
+            "embedded_worker_ips": classify.embedded.ips,
+            "embedded_worker_cpu_ms_per_image": cpu_object(&classify.embedded.cpu_ms),
             "phone_photo_end_to_end_slowdown": classify.phone_photo_slowdown(),
             "worker_to_algorithm_ratio": classify.worker_ips / classify.algorithm_ips,
             "batching": BATCHING,
@@ -97,6 +100,10 @@ impl Figures {
             figures["runner_direct_to_peer_ratio"] =
                 json!(direct.runner_direct_ips / direct.peer_ips);
             figures["worker_to_peer_ratio"] = json!(classify.worker_ips / direct.peer_ips);
+            figures["embedded_worker_to_peer_ratio"] =
+                json!(classify.embedded.ips / direct.peer_ips);
+            figures["peer_cpu_ms_per_image"] = json!(direct.peer_cpu_ms);
+            figures["runner_direct_cpu_ms_per_image"] = json!(direct.runner_cpu_ms);
         }
         figures
     }
@@ -160,10 +167,23 @@ impl Figures {
                 percentiles(direct.runner_latency, false)
             ));
             rows.push(format!(
-                "| the peer called directly against the whole worker, images/s | {:.1} | {:.1} | {:.2}x | >= 1.0x |",
+                "| the same, CPU ms per image (the peer's workers / the runner) | {:.2} | {:.2} | {:.2}x | |",
+                direct.peer_cpu_ms,
+                direct.runner_cpu_ms,
+                direct.runner_cpu_ms / direct.peer_cpu_ms
+            ));
+            rows.push(format!(
+                "| the peer called directly against the whole worker on RabbitMQ, images/s | {:.1} | {:.1} | {:.2}x | >= 1.0x |",
                 direct.peer_ips,
                 classify.worker_ips,
                 classify.worker_ips / direct.peer_ips
+            ));
+            let (cpu, names) = cpu_columns(&classify.embedded.cpu_ms);
+            rows.push(format!(
+                "| the same against the whole worker on the embedded queue (`up`), images/s; CPU ms per image {names}: {cpu} | {:.1} | {:.1} | {:.2}x | >= 1.0x |",
+                direct.peer_ips,
+                classify.embedded.ips,
+                classify.embedded.ips / direct.peer_ips
             ));
         }
         rows.push(format!(
@@ -187,23 +207,27 @@ impl Figures {
     fn sizes_table(&self) -> Vec<String> {
         let classify = &self.classify;
         let mut rows = vec![
-            "| image_classifier input | mean size | decode + resize alone, images/s | in process, images/s | through the worker, images/s | time per image vs 600x400, through the worker |".to_owned(),
-            "| --- | --- | --- | --- | --- | --- |".to_owned(),
+            format!(
+                "| image_classifier input | mean size | decode + resize alone, images/s | in process, images/s | through the worker, images/s | time per image vs 600x400, through the worker | CPU ms per image through the worker: {} |",
+                cpu_columns(&classify.by_size[0].worker_cpu_ms).1
+            ),
+            "| --- | --- | --- | --- | --- | --- | --- |".to_owned(),
         ];
         let samples_worker_ips = classify.by_size[0].worker_ips;
         for size in &classify.by_size {
             rows.push(format!(
-                "| {} | {:.2} MB | {:.1} | {:.1} | {:.1} | {:.2}x |",
+                "| {} | {:.2} MB | {:.1} | {:.1} | {:.1} | {:.2}x | {} |",
                 size.key,
                 size.mean_bytes as f64 / 1e6,
                 size.decode_resize_ips,
                 size.algorithm_ips,
                 size.worker_ips,
-                samples_worker_ips / size.worker_ips
+                samples_worker_ips / size.worker_ips,
+                cpu_columns(&size.worker_cpu_ms).0
             ));
         }
         rows.push(format!(
-            "| {WHOLE_DECODE_KEY} (every pixel, as before reduced-scale decoding) | | {:.1} | | | |",
+            "| {WHOLE_DECODE_KEY} (every pixel, as before reduced-scale decoding) | | {:.1} | | | | |",
             classify.phone_photo_whole_decode_ips
         ));
         rows
@@ -221,6 +245,32 @@ fn by_size(classify: &ClassifyFigures, figure: impl Fn(&SizeFigures) -> f64) -> 
         .map(|size| (size.key.to_owned(), json!(figure(size))))
         .collect::<serde_json::Map<String, Value>>()
         .into()
+}
+
+/// `{"600x400": {"runner": .., "controller": .., ..}, ..}`: CPU ms per image through the worker,
+/// of each watched process, for each input size.
+fn worker_cpu_by_size(classify: &ClassifyFigures) -> Value {
+    classify
+        .by_size
+        .iter()
+        .map(|size| (size.key.to_owned(), cpu_object(&size.worker_cpu_ms)))
+        .collect::<serde_json::Map<String, Value>>()
+        .into()
+}
+
+/// `{"runner": .., "controller": .., ..}`
+fn cpu_object(cpu: &CpuPerImage) -> Value {
+    cpu.iter()
+        .map(|(name, ms)| ((*name).to_owned(), json!(ms)))
+        .collect::<serde_json::Map<String, Value>>()
+        .into()
+}
+
+/// `38.1 / 1.6 / ..`, and the names in the same order: `runner / controller / ..`.
+fn cpu_columns(cpu: &CpuPerImage) -> (String, String) {
+    let names: Vec<&str> = cpu.iter().map(|(name, _)| *name).collect();
+    let figures: Vec<String> = cpu.iter().map(|(_, ms)| format!("{ms:.1}")).collect();
+    (figures.join(" / "), names.join(" / "))
 }
 
 /// `1.00 / 2.00 / 3.00`, or signed for a difference: `+1.00 / +2.00 / -0.10`.
