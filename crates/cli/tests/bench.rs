@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 /// The keys scripts and docs rely on; each a positive, finite number.
-const NUMBERS: [&str; 19] = [
+const NUMBERS: [&str; 21] = [
     "broker_ceiling_tps",
     "dispatch_tps",
     "dispatch_ratio",
@@ -28,6 +28,8 @@ const NUMBERS: [&str; 19] = [
     "worker_to_peer_ratio",
     "peer_cpu_ms_per_image",
     "runner_direct_cpu_ms_per_image",
+    "embedded_worker_ips",
+    "embedded_worker_to_peer_ratio",
 ];
 
 /// The input sizes each `*_by_size` figure has a number for.
@@ -95,14 +97,23 @@ fn quick_bench_reports_every_figure() {
     );
     // CPU is counted in 10 ms ticks: a quick run's few images take the runner (inference) past
     // one, not necessarily the others. RabbitMQ runs on this machine (scripts/ensure-rabbitmq.sh).
-    for size in SIZES {
-        let cpu = &figures["worker_cpu_ms_per_image_by_size"][size];
+    let routes = SIZES
+        .map(|size| {
+            let cpu = &figures["worker_cpu_ms_per_image_by_size"][size];
+            (cpu, &["controller", "rabbitmq", "producer"][..])
+        })
+        .into_iter()
+        .chain([(
+            &figures["embedded_worker_cpu_ms_per_image"],
+            &["producer, embedded queue and controller"][..],
+        )]);
+    for (cpu, others) in routes {
         positive(cpu, "runner");
-        for process in ["controller", "rabbitmq", "producer"] {
+        for process in others {
             let value = cpu[process].as_f64();
             assert!(
                 value.is_some_and(|ms| ms.is_finite() && ms >= 0.0),
-                "CPU of the {process} for {size}: {value:?} in {cpu}"
+                "CPU of the {process}: {value:?} in {cpu}"
             );
         }
     }
