@@ -180,9 +180,8 @@ const STAGES: [Stage; 14] = [
 enum Turn {
     /// Images/s.
     Rate(f64),
-    /// Images/s through the worker, the CPU seconds each watched process used meanwhile, and
-    /// their names.
-    Worker(f64, Vec<f64>, Vec<&'static str>),
+    /// Images/s through the worker, and the CPU seconds each watched process used meanwhile.
+    Worker(f64, Vec<f64>),
     /// A round of direct calls; none when the peer is left out.
     Direct(Option<DirectRound>),
 }
@@ -293,8 +292,11 @@ pub(super) async fn measure(
         .iter()
         .enumerate()
         .map(|(size, inputs)| {
-            let worker_cpu_ms =
-                cpu_per_image(stage(Stage::Worker(size)), rounds * inputs.per_round);
+            let worker_cpu_ms = cpu_per_image(
+                rabbitmq,
+                stage(Stage::Worker(size)),
+                rounds * inputs.per_round,
+            );
             SizeFigures {
                 key: inputs.key,
                 mean_bytes: inputs.images.iter().map(Vec::len).sum::<usize>() / inputs.images.len(),
@@ -318,7 +320,7 @@ pub(super) async fn measure(
     }
     let embedded = WorkerFigures {
         ips: rate(Stage::EmbeddedWorker),
-        cpu_ms: cpu_per_image(stage(Stage::EmbeddedWorker), rounds * per_round),
+        cpu_ms: cpu_per_image(embedded, stage(Stage::EmbeddedWorker), rounds * per_round),
     };
     eprintln!(
         "  classification of {} on the embedded queue: {:.1} images/s (CPU ms per image: {})",
@@ -362,19 +364,22 @@ pub(super) async fn measure(
 async fn through(route: &Route<'_>, tasks: Vec<Message>, label: &str) -> anyhow::Result<Turn> {
     let throughput = route.producer.throughput(tasks, label);
     let (rate, cpu) = route.watched.during(throughput).await?;
-    Ok(Turn::Worker(rate, cpu, route.watched.names()))
+    Ok(Turn::Worker(rate, cpu))
 }
 
-/// CPU milliseconds per image of each process over a worker stage's turns, `images` in all.
-fn cpu_per_image(turns: &[Turn], images: usize) -> CpuPerImage {
-    let mut totals: CpuPerImage = Vec::new();
+/// CPU milliseconds per image of each process `route` watches, over a worker stage's turns,
+/// `images` in all.
+fn cpu_per_image(route: &Route<'_>, turns: &[Turn], images: usize) -> CpuPerImage {
+    let mut totals: CpuPerImage = route
+        .watched
+        .names()
+        .into_iter()
+        .map(|name| (name, 0.0))
+        .collect();
     for turn in turns {
-        let Turn::Worker(_, seconds, names) = turn else {
+        let Turn::Worker(_, seconds) = turn else {
             unreachable!("a worker stage's turns are Turn::Worker")
         };
-        if totals.is_empty() {
-            totals = names.iter().map(|name| (*name, 0.0)).collect();
-        }
         for ((_, total), seconds) in totals.iter_mut().zip(seconds) {
             *total += seconds * 1000.0 / images as f64;
         }

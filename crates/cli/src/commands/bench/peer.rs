@@ -63,8 +63,10 @@ pub(super) struct DirectRound {
 pub(super) struct Direct {
     peer: Peer,
     runner_url: String,
-    /// The peer's processes (its workers are its children), then the runner's.
-    watched: [Watched; 2],
+    /// The peer's processes (its workers are its children).
+    peer_watched: Watched,
+    /// The runner's process.
+    runner_watched: Watched,
     client: reqwest::Client,
     /// The samples, base64 in JSON, as both take them.
     bodies: Vec<Bytes>,
@@ -89,19 +91,18 @@ impl Direct {
             .collect();
         let peer = Peer::start(dir, scratch, cores, bodies[0].clone()).await?;
         let peer_pid = peer.process.id().context("the peer has exited")?;
-        let watched = [("peer", peer_pid, true), ("runner", runner_pid, false)].map(
-            |(name, pid, with_descendants)| {
-                Watched::new(vec![Process {
-                    name,
-                    pid,
-                    with_descendants,
-                }])
-            },
-        );
+        let watched = |name, pid, with_descendants| {
+            Watched::new(vec![Process {
+                name,
+                pid,
+                with_descendants,
+            }])
+        };
         let direct = Direct {
             peer,
             runner_url,
-            watched,
+            peer_watched: watched("peer", peer_pid, true),
+            runner_watched: watched("runner", runner_pid, false),
             client: reqwest::Client::new(),
             in_flight: cores * IN_FLIGHT_PER_CORE,
             bodies,
@@ -127,6 +128,13 @@ impl Direct {
         }
     }
 
+    fn watched(&self, side: Side) -> &Watched {
+        match side {
+            Side::Peer => &self.peer_watched,
+            Side::Runner => &self.runner_watched,
+        }
+    }
+
     /// `count` calls to `side`, the samples in turn.
     pub(super) async fn round(
         &self,
@@ -134,7 +142,6 @@ impl Direct {
         count: usize,
         round: &str,
     ) -> anyhow::Result<DirectRound> {
-        let watched = &self.watched[side as usize];
         let load = http_load(
             &self.client,
             self.url(side),
@@ -142,7 +149,7 @@ impl Direct {
             count,
             self.in_flight,
         );
-        let ((rate, latencies), cpu) = watched.during(load).await?;
+        let ((rate, latencies), cpu) = self.watched(side).during(load).await?;
         let name = match side {
             Side::Peer => "the peer",
             Side::Runner => "Switchyard's runner",
